@@ -1,0 +1,38 @@
+# Finds the optional toolchains and sets terse_has_cuda, terse_has_nccl and
+# terse_has_mpi. AUTO builds what is found; ON makes a missing one an error.
+find_package(Threads REQUIRED)
+
+set(terse_has_cuda OFF)
+set(terse_has_nccl OFF)
+if(NOT TERSE_ENABLE_CUDA STREQUAL "OFF")
+  include(CheckLanguage)
+  if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc CACHE FILEPATH "")
+  endif()
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      # Hopper is the GPU we run on; a build for another card passes its own.
+      set(CMAKE_CUDA_ARCHITECTURES 90 CACHE STRING "")
+    endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    set(terse_has_cuda ON)
+    find_package(NCCL)
+    set(terse_has_nccl ${NCCL_FOUND})
+  elseif(TERSE_ENABLE_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "TERSE_ENABLE_CUDA=ON but no CUDA compiler was found; set CMAKE_CUDA_COMPILER")
+  endif()
+endif()
+
+set(terse_has_mpi OFF)
+if(NOT TERSE_ENABLE_MPI STREQUAL "OFF")
+  if(TERSE_ENABLE_MPI STREQUAL "ON")
+    find_package(MPI REQUIRED COMPONENTS CXX)
+  else()
+    find_package(MPI COMPONENTS CXX)
+  endif()
+  set(terse_has_mpi ${MPI_CXX_FOUND})
+endif()
+
+message(STATUS "terse: cuda=${terse_has_cuda} nccl=${terse_has_nccl} mpi=${terse_has_mpi}")

@@ -1,0 +1,43 @@
+# terse::terse is the host core; terse::cuda, terse::nccl and terse::mpi add a
+# backend each. All are INTERFACE targets: terse is header-only.
+add_library(terse INTERFACE)
+add_library(terse::terse ALIAS terse)
+target_compile_features(terse INTERFACE cxx_std_20)
+target_link_libraries(terse INTERFACE Threads::Threads)
+file(GLOB_RECURSE terse_public_headers CONFIGURE_DEPENDS
+  RELATIVE "${PROJECT_SOURCE_DIR}/include"
+  "${PROJECT_SOURCE_DIR}/include/terse/*.hpp"
+  "${PROJECT_SOURCE_DIR}/include/terse/*.cuh"
+  "${PROJECT_SOURCE_DIR}/include/terse/*.inl")
+list(TRANSFORM terse_public_headers PREPEND "${PROJECT_SOURCE_DIR}/include/"
+     OUTPUT_VARIABLE terse_header_files)
+target_sources(terse INTERFACE
+  FILE_SET HEADERS BASE_DIRS "${PROJECT_SOURCE_DIR}/include" FILES ${terse_header_files})
+set(terse_exported_targets terse)
+
+if(terse_has_cuda)
+  add_library(terse_cuda INTERFACE)
+  add_library(terse::cuda ALIAS terse_cuda)
+  set_target_properties(terse_cuda PROPERTIES EXPORT_NAME cuda)
+  target_link_libraries(terse_cuda INTERFACE terse CUDA::cudart)
+  target_compile_definitions(terse_cuda INTERFACE TERSE_WITH_CUDA=1)
+  list(APPEND terse_exported_targets terse_cuda)
+endif()
+
+if(terse_has_nccl)
+  add_library(terse_nccl INTERFACE)
+  add_library(terse::nccl ALIAS terse_nccl)
+  set_target_properties(terse_nccl PROPERTIES EXPORT_NAME nccl)
+  target_link_libraries(terse_nccl INTERFACE terse_cuda NCCL::NCCL)
+  target_compile_definitions(terse_nccl INTERFACE TERSE_WITH_NCCL=1)
+  list(APPEND terse_exported_targets terse_nccl)
+endif()
+
+if(terse_has_mpi)
+  add_library(terse_mpi INTERFACE)
+  add_library(terse::mpi ALIAS terse_mpi)
+  set_target_properties(terse_mpi PROPERTIES EXPORT_NAME mpi)
+  target_link_libraries(terse_mpi INTERFACE terse MPI::MPI_CXX)
+  target_compile_definitions(terse_mpi INTERFACE TERSE_WITH_MPI=1)
+  list(APPEND terse_exported_targets terse_mpi)
+endif()

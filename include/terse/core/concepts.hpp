@@ -1,0 +1,203 @@
+#pragma once
+/// @file
+/// The four policy concepts: compressor, feedback, transport (with its
+/// capability sub-concepts) and schedule. Each is a conjunction of small,
+/// named requirements, and `check_*<P>()` turns a failed requirement into a
+/// sentence that says what to add.
+
+#include <terse/core/policy_types.hpp>
+#include <terse/core/span.hpp>
+#include <terse/core/verbs.hpp>
+
+#include <concepts>
+#include <cstddef>
+
+namespace terse {
+
+// --- compressor --------------------------------------------------------------
+
+template <class C>
+concept compressor_declares_aggregation = requires
+{
+  {
+    C::aggregation_kind
+    } -> std::convertible_to<aggregation>;
+};
+
+template <class C>
+concept compressor_bounds_its_size = requires(const C& c, std::size_t n)
+{
+  {
+    c.max_encoded_bytes(n)
+    } -> std::same_as<std::size_t>;
+};
+
+template <class C>
+concept compressor_encodes = requires(C& c, const codec_context& ctx, host_span<const float> in,
+                                      host_span<std::byte> out)
+{
+  {
+    c.encode(ctx, in, out)
+    } -> std::same_as<std::size_t>;
+};
+
+template <class C>
+concept compressor_decodes = requires(C& c, const codec_context& ctx, host_span<const std::byte> payload,
+                                      host_span<float> accumulator)
+{
+  c.decode_add(ctx, payload, accumulator);
+};
+
+/// Turns a float buffer into wire bytes and back.
+/// - `static constexpr terse::aggregation aggregation_kind`: how payloads combine
+/// - `max_encoded_bytes(n)`: an upper bound on the payload for n values
+/// - `encode(ctx, in, out) -> bytes written`
+/// - `decode_add(ctx, payload, acc)`: validates the payload, then acc += decode
+template <class C>
+concept compressor = compressor_declares_aggregation<C> && compressor_bounds_its_size<C> && compressor_encodes<C> &&
+    compressor_decodes<C>;
+
+// --- feedback ----------------------------------------------------------------
+
+template <class F>
+concept feedback_compensates = requires(F& f, bucket_id id, host_span<float> values)
+{
+  f.compensate(id, values);
+};
+
+template <class F>
+concept feedback_remembers = requires(F& f, bucket_id id, host_span<const float> compensated,
+                                      host_span<const float> decoded)
+{
+  f.remember(id, compensated, decoded);
+};
+
+/// An error-feedback rule with per-bucket state.
+/// - `compensate(bucket, g)`: g <- g + what was held back before (in place)
+/// - `remember(bucket, compensated, decoded)`: keep what compression lost
+template <class F>
+concept feedback = feedback_compensates<F> && feedback_remembers<F>;
+
+// --- transport -----------------------------------------------------------------
+
+template <class T>
+concept transport_knows_its_rank = requires(const T& t)
+{
+  {
+    t.rank()
+    } -> std::convertible_to<int>;
+  {
+    t.size()
+    } -> std::convertible_to<int>;
+};
+
+/// Collective verbs on buffers in `Space` (float checked as representative).
+template <class T, memory_space Space = memory_space::host>
+concept collective_transport = transport_knows_its_rank<T> &&
+    requires(T& t, span<const float, Space> in, span<float, Space> out, host_span<const std::size_t> counts)
+{
+  t.allreduce(in, out, reduce_op::sum);
+  t.reduce_scatter(in, out, reduce_op::sum);
+  t.allgather(in, out);
+  t.allgatherv(in, out, counts);
+  t.broadcast(out, 0);
+  t.barrier();
+};
+
+/// Point-to-point verbs on buffers in `Space`: enough for gossip.
+template <class T, memory_space Space = memory_space::host>
+concept point_to_point_transport = transport_knows_its_rank<T> &&
+    requires(T& t, span<const float, Space> in, span<float, Space> out)
+{
+  t.send(in, 0, 0);
+  t.recv(out, 0, 0);
+};
+
+/// A transport: knows its rank and world size and has collective verbs,
+/// point-to-point verbs, or both, in host or device memory.
+template <class T>
+concept transport = transport_knows_its_rank<T> &&
+    (collective_transport<T, memory_space::host> || collective_transport<T, memory_space::device> ||
+     point_to_point_transport<T, memory_space::host> || point_to_point_transport<T, memory_space::device>);
+
+// --- schedule ------------------------------------------------------------------
+
+template <class S>
+concept schedule_decides_gradients = requires(S& s, const step_context& ctx)
+{
+  {
+    s.on_gradients(ctx)
+    } -> std::same_as<sync_action>;
+};
+
+template <class S>
+concept schedule_decides_parameters = requires(S& s, const step_context& ctx)
+{
+  {
+    s.on_parameters(ctx)
+    } -> std::same_as<sync_action>;
+};
+
+/// Decides at each hook whether to communicate: `on_gradients` after the
+/// backward pass, `on_parameters` after the optimizer step.
+template <class S>
+concept schedule = schedule_decides_gradients<S> && schedule_decides_parameters<S>;
+
+// --- diagnostics ---------------------------------------------------------------
+// Each check_* static_asserts one requirement at a time so a failure reads as
+// a sentence; collectives call them so a wrong policy is named plainly.
+
+template <class C>
+consteval bool check_compressor()
+{
+  static_assert(compressor_declares_aggregation<C>,
+                "terse compressor: add `static constexpr terse::aggregation aggregation_kind = ...;` "
+                "saying whether payloads are summable, requantizable or gather_only");
+  static_assert(compressor_bounds_its_size<C>,
+                "terse compressor: add `std::size_t max_encoded_bytes(std::size_t n) const` bounding the "
+                "payload for n values");
+  static_assert(compressor_encodes<C>,
+                "terse compressor: add `std::size_t encode(const codec_context&, host_span<const float> in, "
+                "host_span<std::byte> out)` returning the bytes written");
+  static_assert(compressor_decodes<C>,
+                "terse compressor: add `void decode_add(const codec_context&, host_span<const std::byte> payload, "
+                "host_span<float> accumulator)` that validates and adds the decoded values");
+  return compressor<C>;
+}
+
+template <class F>
+consteval bool check_feedback()
+{
+  static_assert(feedback_compensates<F>,
+                "terse feedback: add `void compensate(bucket_id, host_span<float> values)` adding the held-back "
+                "error into the values");
+  static_assert(feedback_remembers<F>,
+                "terse feedback: add `void remember(bucket_id, host_span<const float> compensated, "
+                "host_span<const float> decoded)` keeping what compression lost");
+  return feedback<F>;
+}
+
+template <class T, memory_space Space = memory_space::host>
+consteval bool check_collective_transport()
+{
+  static_assert(transport_knows_its_rank<T>, "terse transport: add `int rank() const` and `int size() const`");
+  static_assert(collective_transport<T, Space>,
+                "terse transport: this collective needs allreduce, reduce_scatter, allgather, allgatherv, "
+                "broadcast and barrier on spans in this memory space; a send/recv-only transport suits gossip, "
+                "not allreduce");
+  return collective_transport<T, Space>;
+}
+
+template <class S>
+consteval bool check_schedule()
+{
+  static_assert(schedule_decides_gradients<S>,
+                "terse schedule: add `sync_action on_gradients(const step_context&)` deciding what to do after "
+                "the backward pass");
+  static_assert(schedule_decides_parameters<S>,
+                "terse schedule: add `sync_action on_parameters(const step_context&)` deciding what to do after "
+                "the optimizer step");
+  return schedule<S>;
+}
+
+}  // namespace terse

@@ -1,0 +1,63 @@
+#pragma once
+/// @file
+/// The small value types the four policies exchange with a collective: what
+/// a compressor is told about the call, how its payloads combine across
+/// ranks, and what a schedule asks for at each hook.
+
+#include <cstdint>
+#include <string_view>
+
+namespace terse {
+
+/// How a compressor's payloads combine across ranks; the collective picks
+/// its algorithm from this at compile time.
+enum class aggregation : std::uint8_t {
+  /// Payloads add up elementwise (casts, shared-seed random-k, PowerSGD
+  /// factors): one plain allreduce of the encoded values.
+  summable,
+  /// The sum can be re-encoded by the rank that owns a shard (b-bit, QSGD,
+  /// sign, TernGrad): scatter-reduce-allgather with owner re-compression,
+  /// so every rank decodes the same bytes.
+  requantizable,
+  /// Payloads cannot be combined without decoding (top-k, threshold, DGC):
+  /// allgather every payload, then decode and sum.
+  gather_only,
+};
+
+constexpr std::string_view to_string(aggregation a) noexcept
+{
+  switch (a) {
+    case aggregation::summable: return "summable";
+    case aggregation::requantizable: return "requantizable";
+    case aggregation::gather_only: return "gather-only";
+  }
+  return "unknown";
+}
+
+/// Everything a compressor may depend on besides the values: stochastic
+/// draws are keyed by (seed, step, bucket, element), so every rank and
+/// backend reproduces them.
+struct codec_context {
+  std::uint64_t seed = 0;    ///< shared by all ranks
+  std::uint64_t step = 0;    ///< the training step
+  std::uint32_t bucket = 0;  ///< stable bucket id
+  int rank = 0;
+  int world = 1;
+};
+
+/// A stable name for a bucket of the flat gradient buffer; state (residuals,
+/// momentum, PowerSGD Q) is keyed by it.
+using bucket_id = std::uint32_t;
+
+/// What a schedule is told at each hook.
+struct step_context {
+  std::uint64_t step = 0;  ///< steps completed before this one
+};
+
+/// What a schedule asks the collective to do at a hook.
+enum class sync_action : std::uint8_t {
+  skip,     ///< communicate nothing now
+  average,  ///< average across ranks (gradients or parameters, by hook)
+};
+
+}  // namespace terse

@@ -1,0 +1,192 @@
+#include <terse/core/concepts.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+
+// Model types: the least a policy must provide. Negative cases miss one
+// member each, so every named requirement is shown to be load-bearing.
+namespace model {
+
+struct copy_codec {
+  static constexpr terse::aggregation aggregation_kind = terse::aggregation::summable;
+  std::size_t max_encoded_bytes(std::size_t n) const { return 4 * n; }
+  std::size_t encode(const terse::codec_context&, terse::host_span<const float> in, terse::host_span<std::byte> out)
+  {
+    std::memcpy(out.data(), in.data(), in.size_bytes());
+    return in.size_bytes();
+  }
+  void decode_add(const terse::codec_context&, terse::host_span<const std::byte> payload, terse::host_span<float> acc)
+  {
+    for (std::size_t i = 0; i < acc.size(); ++i) {
+      float v;
+      std::memcpy(&v, payload.data() + 4 * i, 4);
+      acc[i] += v;
+    }
+  }
+};
+
+struct codec_without_aggregation {
+  std::size_t max_encoded_bytes(std::size_t n) const { return n; }
+  std::size_t encode(const terse::codec_context&, terse::host_span<const float>, terse::host_span<std::byte>)
+  {
+    return 0;
+  }
+  void decode_add(const terse::codec_context&, terse::host_span<const std::byte>, terse::host_span<float>) {}
+};
+
+struct codec_without_decode {
+  static constexpr terse::aggregation aggregation_kind = terse::aggregation::gather_only;
+  std::size_t max_encoded_bytes(std::size_t n) const { return n; }
+  std::size_t encode(const terse::codec_context&, terse::host_span<const float>, terse::host_span<std::byte>)
+  {
+    return 0;
+  }
+};
+
+struct codec_encode_returns_void {
+  static constexpr terse::aggregation aggregation_kind = terse::aggregation::gather_only;
+  std::size_t max_encoded_bytes(std::size_t n) const { return n; }
+  void encode(const terse::codec_context&, terse::host_span<const float>, terse::host_span<std::byte>) {}
+  void decode_add(const terse::codec_context&, terse::host_span<const std::byte>, terse::host_span<float>) {}
+};
+
+struct no_feedback {
+  void compensate(terse::bucket_id, terse::host_span<float>) {}
+  void remember(terse::bucket_id, terse::host_span<const float>, terse::host_span<const float>) {}
+};
+struct feedback_without_remember {
+  void compensate(terse::bucket_id, terse::host_span<float>) {}
+};
+
+// A transport with every collective verb on host memory.
+struct collective_only {
+  int rank() const { return 0; }
+  int size() const { return 1; }
+  template <class T>
+  void allreduce(terse::host_span<const T>, terse::host_span<T>, terse::reduce_op)
+  {
+  }
+  template <class T>
+  void reduce_scatter(terse::host_span<const T>, terse::host_span<T>, terse::reduce_op)
+  {
+  }
+  template <class T>
+  void allgather(terse::host_span<const T>, terse::host_span<T>)
+  {
+  }
+  template <class T>
+  void allgatherv(terse::host_span<const T>, terse::host_span<T>, terse::host_span<const std::size_t>)
+  {
+  }
+  template <class T>
+  void broadcast(terse::host_span<T>, int)
+  {
+  }
+  void barrier() {}
+};
+
+// Gossip needs only send and recv: still a transport, not a collective one.
+struct send_recv_only {
+  int rank() const { return 0; }
+  int size() const { return 2; }
+  template <class T>
+  void send(terse::host_span<const T>, int, int)
+  {
+  }
+  template <class T>
+  void recv(terse::host_span<T>, int, int)
+  {
+  }
+};
+
+// Device-only collectives (the shape of an NCCL transport).
+struct device_collectives {
+  int rank() const { return 0; }
+  int size() const { return 1; }
+  template <class T>
+  void allreduce(terse::device_span<const T>, terse::device_span<T>, terse::reduce_op)
+  {
+  }
+  template <class T>
+  void reduce_scatter(terse::device_span<const T>, terse::device_span<T>, terse::reduce_op)
+  {
+  }
+  template <class T>
+  void allgather(terse::device_span<const T>, terse::device_span<T>)
+  {
+  }
+  template <class T>
+  void allgatherv(terse::device_span<const T>, terse::device_span<T>, terse::host_span<const std::size_t>)
+  {
+  }
+  template <class T>
+  void broadcast(terse::device_span<T>, int)
+  {
+  }
+  void barrier() {}
+};
+
+struct rankless {
+  void barrier() {}
+};
+
+struct every_step_model {
+  terse::sync_action on_gradients(const terse::step_context&) { return terse::sync_action::average; }
+  terse::sync_action on_parameters(const terse::step_context&) { return terse::sync_action::skip; }
+};
+struct schedule_returning_bool {
+  bool on_gradients(const terse::step_context&) { return true; }
+  terse::sync_action on_parameters(const terse::step_context&) { return terse::sync_action::skip; }
+};
+
+}  // namespace model
+
+TEST_CASE("compressor concept accepts a model and names what a bad one lacks")
+{
+  static_assert(terse::compressor<model::copy_codec>);
+  static_assert(terse::check_compressor<model::copy_codec>());
+  static_assert(!terse::compressor<model::codec_without_aggregation>);
+  static_assert(!terse::compressor_declares_aggregation<model::codec_without_aggregation>);
+  static_assert(!terse::compressor<model::codec_without_decode>);
+  static_assert(!terse::compressor_decodes<model::codec_without_decode>);
+  static_assert(!terse::compressor<model::codec_encode_returns_void>);
+  static_assert(!terse::compressor_encodes<model::codec_encode_returns_void>);
+  static_assert(!terse::compressor<int>);
+  CHECK(true);
+}
+
+TEST_CASE("feedback concept")
+{
+  static_assert(terse::feedback<model::no_feedback>);
+  static_assert(!terse::feedback<model::feedback_without_remember>);
+  static_assert(!terse::feedback<model::copy_codec>);
+  CHECK(true);
+}
+
+TEST_CASE("transport concept and its capability sub-concepts")
+{
+  static_assert(terse::transport<model::collective_only>);
+  static_assert(terse::collective_transport<model::collective_only>);
+  static_assert(!terse::point_to_point_transport<model::collective_only>);
+
+  static_assert(terse::transport<model::send_recv_only>);
+  static_assert(terse::point_to_point_transport<model::send_recv_only>);
+  static_assert(!terse::collective_transport<model::send_recv_only>);
+
+  static_assert(terse::transport<model::device_collectives>);
+  static_assert(terse::collective_transport<model::device_collectives, terse::memory_space::device>);
+  static_assert(!terse::collective_transport<model::device_collectives, terse::memory_space::host>);
+
+  static_assert(!terse::transport<model::rankless>);
+  static_assert(!terse::transport<int>);
+  CHECK(true);
+}
+
+TEST_CASE("schedule concept")
+{
+  static_assert(terse::schedule<model::every_step_model>);
+  static_assert(!terse::schedule<model::schedule_returning_bool>);
+  static_assert(!terse::schedule<model::no_feedback>);
+  CHECK(true);
+}

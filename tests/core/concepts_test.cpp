@@ -144,49 +144,49 @@ struct schedule_returning_bool {
 
 TEST_CASE("compressor concept accepts a model and names what a bad one lacks")
 {
-  static_assert(terse::compressor<model::copy_codec>);
-  static_assert(terse::check_compressor<model::copy_codec>());
-  static_assert(!terse::compressor<model::codec_without_aggregation>);
-  static_assert(!terse::compressor_declares_aggregation<model::codec_without_aggregation>);
-  static_assert(!terse::compressor<model::codec_without_decode>);
-  static_assert(!terse::compressor_decodes<model::codec_without_decode>);
-  static_assert(!terse::compressor<model::codec_encode_returns_void>);
-  static_assert(!terse::compressor_encodes<model::codec_encode_returns_void>);
-  static_assert(!terse::compressor<int>);
+  static_assert(terse::concepts::compressor<model::copy_codec>);
+  static_assert(terse::concepts::check_compressor<model::copy_codec>());
+  static_assert(!terse::concepts::compressor<model::codec_without_aggregation>);
+  static_assert(!terse::concepts::compressor_declares_aggregation<model::codec_without_aggregation>);
+  static_assert(!terse::concepts::compressor<model::codec_without_decode>);
+  static_assert(!terse::concepts::compressor_decodes<model::codec_without_decode>);
+  static_assert(!terse::concepts::compressor<model::codec_encode_returns_void>);
+  static_assert(!terse::concepts::compressor_encodes<model::codec_encode_returns_void>);
+  static_assert(!terse::concepts::compressor<int>);
   CHECK(true);
 }
 
 TEST_CASE("feedback concept")
 {
-  static_assert(terse::feedback<model::no_feedback>);
-  static_assert(!terse::feedback<model::feedback_without_remember>);
-  static_assert(!terse::feedback<model::copy_codec>);
+  static_assert(terse::concepts::feedback<model::no_feedback>);
+  static_assert(!terse::concepts::feedback<model::feedback_without_remember>);
+  static_assert(!terse::concepts::feedback<model::copy_codec>);
   CHECK(true);
 }
 
 TEST_CASE("transport concept and its capability sub-concepts")
 {
-  static_assert(terse::transport<model::collective_only>);
-  static_assert(terse::collective_transport<model::collective_only>);
-  static_assert(!terse::point_to_point_transport<model::collective_only>);
+  static_assert(terse::concepts::transport<model::collective_only>);
+  static_assert(terse::concepts::collective_transport<model::collective_only>);
+  static_assert(!terse::concepts::point_to_point_transport<model::collective_only>);
 
-  static_assert(terse::transport<model::send_recv_only>);
-  static_assert(terse::point_to_point_transport<model::send_recv_only>);
-  static_assert(!terse::collective_transport<model::send_recv_only>);
+  static_assert(terse::concepts::transport<model::send_recv_only>);
+  static_assert(terse::concepts::point_to_point_transport<model::send_recv_only>);
+  static_assert(!terse::concepts::collective_transport<model::send_recv_only>);
 
-  static_assert(terse::transport<model::device_collectives>);
-  static_assert(terse::collective_transport<model::device_collectives, terse::memory_space::device>);
-  static_assert(!terse::collective_transport<model::device_collectives, terse::memory_space::host>);
+  static_assert(terse::concepts::transport<model::device_collectives>);
+  static_assert(terse::concepts::collective_transport<model::device_collectives, terse::memory_space::device>);
+  static_assert(!terse::concepts::collective_transport<model::device_collectives, terse::memory_space::host>);
 
-  static_assert(!terse::transport<model::rankless>);
-  static_assert(!terse::transport<int>);
+  static_assert(!terse::concepts::transport<model::rankless>);
+  static_assert(!terse::concepts::transport<int>);
   CHECK(true);
 }
 
 TEST_CASE("schedule concept")
 {
-  static_assert(terse::schedule<model::every_step_model>);
-  static_assert(!terse::schedule<model::schedule_returning_bool>);
-  static_assert(!terse::schedule<model::no_feedback>);
+  static_assert(terse::concepts::schedule<model::every_step_model>);
+  static_assert(!terse::concepts::schedule<model::schedule_returning_bool>);
+  static_assert(!terse::concepts::schedule<model::no_feedback>);
   CHECK(true);
 }

@@ -4,6 +4,9 @@
 /// capability sub-concepts) and schedule. Each is a conjunction of small,
 /// named requirements, and `check_*<P>()` turns a failed requirement into a
 /// sentence that says what to add.
+///
+/// They live in `terse::concepts` because the policies themselves live in
+/// `terse::compress`, `terse::feedback` and `terse::schedule`.
 
 #include <terse/core/policy_types.hpp>
 #include <terse/core/span.hpp>
@@ -12,7 +15,7 @@
 #include <concepts>
 #include <cstddef>
 
-namespace terse {
+namespace terse::concepts {
 
 // --- compressor --------------------------------------------------------------
 
@@ -200,4 +203,4 @@ consteval bool check_schedule()
   return schedule<S>;
 }
 
-}  // namespace terse
+}  // namespace terse::concepts

@@ -1,0 +1,32 @@
+#pragma once
+/// @file
+/// Umbrella header: everything a host build can use. Backend pieces join
+/// when their component is linked (terse::mpi defines TERSE_WITH_MPI,
+/// terse::cuda TERSE_WITH_CUDA, terse::nccl TERSE_WITH_NCCL).
+
+#include <terse/collective/allreduce.hpp>
+#include <terse/collective/layout.hpp>
+#include <terse/compress/identity.hpp>
+#include <terse/core/concepts.hpp>
+#include <terse/core/config.hpp>
+#include <terse/core/error.hpp>
+#include <terse/core/memory_space.hpp>
+#include <terse/core/numeric.hpp>
+#include <terse/core/philox.hpp>
+#include <terse/core/policy_types.hpp>
+#include <terse/core/span.hpp>
+#include <terse/core/verbs.hpp>
+#include <terse/feedback/none.hpp>
+#include <terse/schedule/every_step.hpp>
+#include <terse/transport/local.hpp>
+
+#if defined(TERSE_WITH_CUDA)
+#include <terse/core/cuda_error.hpp>
+#include <terse/core/cuda_memory.hpp>
+#endif
+#if defined(TERSE_WITH_MPI) && __has_include(<terse/transport/mpi.hpp>)
+#include <terse/transport/mpi.hpp>
+#endif
+#if defined(TERSE_WITH_NCCL) && __has_include(<terse/transport/nccl.hpp>)
+#include <terse/transport/nccl.hpp>
+#endif

@@ -346,7 +346,8 @@ void run_local(int size, Body&& body, transport_options options = {})
 {
   local_world world(size, options);
   std::vector<std::exception_ptr> failures(static_cast<std::size_t>(size));
-  std::vector<bool> consequential(static_cast<std::size_t>(size), false);
+  // char, not bool: std::vector<bool> packs ranks into one word, a data race.
+  std::vector<char> consequential(static_cast<std::size_t>(size), 0);
   {
     std::vector<std::jthread> threads;
     threads.reserve(static_cast<std::size_t>(size));

@@ -1,0 +1,235 @@
+#pragma once
+/// @file
+/// `terse::simulated_network<Inner>`: runs every verb on the inner transport
+/// (the data really moves) and then charges the time an alpha-beta network
+/// would take for it, so a study on one machine can report how long its
+/// communication would take on a 10 Gb/s cluster.
+///
+/// @code
+/// terse::run_local(8, [&](terse::local_transport& t) {
+///   terse::simulated_network net(t, terse::network_model::ethernet_10g());
+///   net.allreduce(terse::host_span<float>(grad), terse::reduce_op::sum);
+///   double seconds = net.modelled_seconds();
+/// });
+/// @endcode
+///
+/// With W = size(), N the bytes of the full buffer, alpha the latency and
+/// beta = 1 / bandwidth (docs/transports.md, "What the decorators count"):
+///
+/// | verb | modelled seconds |
+/// |---|---|
+/// | allreduce | 2(W-1) alpha + 2(W-1)/W N beta |
+/// | reduce_scatter (N = input), allgather (N = output) | (W-1) alpha + (W-1)/W N beta |
+/// | allgatherv | (W-1) alpha + (total - smallest count) beta |
+/// | broadcast | ceil(log2 W) alpha + N beta |
+/// | send, recv | alpha + N beta |
+/// | sendrecv | the longer of its send and its recv (they overlap) |
+/// | barrier | ceil(log2 W) alpha |
+///
+/// With per-link bandwidths the collectives run at the slowest link of the
+/// ring r -> r+1 (mod W) and point-to-point verbs at their own link (send:
+/// rank -> peer; recv: peer -> rank). A world of one rank costs nothing but
+/// its point-to-point latency. Times are rank-independent for collectives,
+/// computed in double from the formulas (not from metered's integer bytes).
+/// A call is charged when it returns; one that throws costs nothing.
+
+#include <terse/core/error.hpp>
+#include <terse/core/verbs.hpp>
+#include <terse/transport/detail/decorator_base.hpp>
+#include <terse/transport/detail/decorator_cost.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace terse {
+
+/// An alpha-beta network: every message costs `latency_s`, every byte
+/// 1 / bandwidth seconds. A printable aggregate:
+/// `network_model{.latency_s = 5e-6, .bandwidth_bytes_per_s = 12.5e9}`.
+/// The default is a free network (no latency, infinite bandwidth).
+struct network_model {
+  double latency_s = 0.0;
+  double bandwidth_bytes_per_s = std::numeric_limits<double>::infinity();
+  /// Empty (every link at bandwidth_bytes_per_s), or W x W row-major, entry
+  /// [from * W + to] the bytes per second from rank `from` to rank `to`.
+  std::vector<double> link_bandwidth_bytes_per_s{};
+
+  /// `gigabits_per_s` Gb/s (10^9 bits) per link.
+  static network_model gbps(double gigabits_per_s, double latency_s = 0.0)
+  {
+    return network_model{.latency_s = latency_s, .bandwidth_bytes_per_s = gigabits_per_s * 1e9 / 8.0};
+  }
+
+  // Presets: round figures of the right order for each fabric, not
+  // measurements of any machine.
+  static network_model ethernet_10g() { return gbps(10.0, 25e-6); }
+  static network_model ethernet_100g() { return gbps(100.0, 10e-6); }
+  static network_model infiniband_hdr() { return gbps(200.0, 2e-6); }
+  /// NVLink 4 (H100): about 450 GB/s each way.
+  static network_model nvlink4() { return network_model{.latency_s = 3e-6, .bandwidth_bytes_per_s = 450e9}; }
+
+  /// `world` ranks in nodes of `ranks_per_node` consecutive ranks: links
+  /// inside a node run at `intra_bytes_per_s`, links between nodes at
+  /// `inter_bytes_per_s`.
+  static network_model two_level(int world, int ranks_per_node, double intra_bytes_per_s, double inter_bytes_per_s,
+                                 double latency_s = 0.0)
+  {
+    TERSE_EXPECTS(world >= 1 && ranks_per_node >= 1, "a world and its nodes have at least one rank");
+    network_model model{.latency_s = latency_s, .bandwidth_bytes_per_s = inter_bytes_per_s};
+    const auto w = static_cast<std::size_t>(world);
+    model.link_bandwidth_bytes_per_s.resize(w * w);
+    for (int from = 0; from < world; ++from) {
+      for (int to = 0; to < world; ++to) {
+        const bool same_node = from / ranks_per_node == to / ranks_per_node;
+        model.link_bandwidth_bytes_per_s[static_cast<std::size_t>(from) * w + static_cast<std::size_t>(to)] =
+            same_node ? intra_bytes_per_s : inter_bytes_per_s;
+      }
+    }
+    return model;
+  }
+
+  bool per_link() const noexcept { return !link_bandwidth_bytes_per_s.empty(); }
+
+  /// Bytes per second from `from` to `to` in a world of `world` ranks.
+  double link_bandwidth(int from, int to, int world) const noexcept
+  {
+    if (!per_link() || from < 0 || to < 0 || from >= world || to >= world) {
+      return bandwidth_bytes_per_s;
+    }
+    return link_bandwidth_bytes_per_s[static_cast<std::size_t>(from) * static_cast<std::size_t>(world) +
+                                      static_cast<std::size_t>(to)];
+  }
+
+  /// Throws errc::invalid_argument unless the model fits a world of `world`.
+  void validate(int world) const
+  {
+    TERSE_EXPECTS(latency_s >= 0.0 && std::isfinite(latency_s), "latency must be finite and non-negative");
+    TERSE_EXPECTS(bandwidth_bytes_per_s > 0.0, "bandwidth must be positive (infinity for a free link)");
+    if (per_link()) {
+      const auto w = static_cast<std::size_t>(world);
+      TERSE_EXPECTS(link_bandwidth_bytes_per_s.size() == w * w,
+                    "link_bandwidth_bytes_per_s needs W x W = " + std::to_string(w * w) + " entries, has " +
+                        std::to_string(link_bandwidth_bytes_per_s.size()));
+      for (const double bandwidth : link_bandwidth_bytes_per_s) {
+        TERSE_EXPECTS(bandwidth > 0.0, "every link bandwidth must be positive");
+      }
+    }
+  }
+};
+
+inline std::ostream& operator<<(std::ostream& out, const network_model& model)
+{
+  out << "network_model{latency " << model.latency_s << " s, bandwidth " << model.bandwidth_bytes_per_s << " B/s";
+  if (model.per_link()) {
+    out << ", " << model.link_bandwidth_bytes_per_s.size() << " per-link bandwidths";
+  }
+  return out << '}';
+}
+
+inline std::string to_string(const network_model& model)
+{
+  std::ostringstream text;
+  text << model;
+  return text.str();
+}
+
+/// Whether the wall clock follows the model too.
+enum class wall_clock : bool {
+  untouched,      ///< only modelled_seconds() advances
+  follows_model,  ///< each call also sleeps until its modelled time has passed since it began
+};
+
+/// Runs each verb on `Inner`, then adds its modelled alpha-beta time (file
+/// comment) to modelled_seconds(). Has exactly the verbs `Inner` has.
+/// @tparam Inner a terse transport with `rank()` and `size()` and any of the
+///         verbs; a value type is held by value (move it in), an lvalue
+///         reference type by reference. `terse::simulated_network net(t,
+///         model)` deduces the reference from an lvalue `t`.
+template <class Inner>
+class simulated_network : public detail::decorator_base<simulated_network<Inner>, Inner> {
+  using base = detail::decorator_base<simulated_network<Inner>, Inner>;
+  friend base;
+
+ public:
+  /// Throws errc::invalid_argument if `model` does not fit size().
+  explicit simulated_network(Inner inner, network_model model = {}, wall_clock clock = wall_clock::untouched)
+      : base(std::forward<Inner>(inner)), model_(std::move(model)), clock_(clock)
+  {
+    const int world = this->size();
+    model_.validate(world);
+    double slowest = model_.bandwidth_bytes_per_s;
+    if (model_.per_link() && world > 1) {
+      slowest = std::numeric_limits<double>::infinity();
+      for (int r = 0; r < world; ++r) {
+        slowest = std::min(slowest, model_.link_bandwidth(r, (r + 1) % world, world));
+      }
+    }
+    ring_seconds_per_byte_ = 1.0 / slowest;
+  }
+
+  const network_model& model() const noexcept { return model_; }
+
+  /// Modelled seconds of every call since construction or reset(). A
+  /// sendrecv is booked under verb::send.
+  double modelled_seconds() const noexcept { return total_; }
+  double modelled_seconds(verb v) const noexcept { return per_verb_[static_cast<std::size_t>(v)]; }
+
+  void reset() noexcept
+  {
+    total_ = 0.0;
+    per_verb_ = {};
+  }
+
+ private:
+  template <class Forward>
+  void intercept(const detail::verb_call& call, Forward& forward)
+  {
+    const auto start = std::chrono::steady_clock::now();
+    forward();
+    const double seconds = detail::modelled_seconds(call, this->size(), costs_of(call));
+    total_ += seconds;
+    per_verb_[static_cast<std::size_t>(call.what)] += seconds;
+    if (clock_ == wall_clock::follows_model) {
+      std::this_thread::sleep_until(
+          start + std::chrono::ceil<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds)));
+    }
+  }
+
+  detail::link_costs costs_of(const detail::verb_call& call) const noexcept
+  {
+    const int me = this->rank();
+    const int world = this->size();
+    const int from = call.exchange ? call.source : call.peer;
+    return detail::link_costs{.alpha = model_.latency_s,
+                              .ring_beta = ring_seconds_per_byte_,
+                              .send_beta = 1.0 / model_.link_bandwidth(me, call.peer, world),
+                              .recv_beta = 1.0 / model_.link_bandwidth(from, me, world)};
+  }
+
+  network_model model_;
+  wall_clock clock_;
+  double ring_seconds_per_byte_ = 0.0;
+  double total_ = 0.0;
+  std::array<double, verb_count> per_verb_{};
+};
+
+// Deduce a reference from an lvalue, a value from an rvalue. (No trailing
+// pack: the constructor's own guide would be preferred over one.)
+template <class T>
+simulated_network(T&&) -> simulated_network<T>;
+template <class T>
+simulated_network(T&&, network_model) -> simulated_network<T>;
+template <class T>
+simulated_network(T&&, network_model, wall_clock) -> simulated_network<T>;
+
+}  // namespace terse

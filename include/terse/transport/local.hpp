@@ -83,9 +83,11 @@ class local_transport {
     }
     const auto call = describe_call<T>(verb::allreduce, out.size(), op);
     const std::uint64_t seq = enter(call, in.data(), out.data(), nullptr, problem);
-    const auto [begin, count] = detail::block_of(out.size(), size(), rank_);
+    // (no structured binding: clang before 16 cannot capture one in a lambda)
+    const detail::block_range own = detail::block_of(out.size(), size(), rank_);
+    const std::size_t begin = own.begin;
     detail::reduce_rank_order<T>(
-        op, size(), count, [&](int r) { return input<T>(r, seq) + begin; }, size(),
+        op, size(), own.count, [&](int r) { return input<T>(r, seq) + begin; }, size(),
         [&](int r) { return output<T>(r, seq) + begin; });
     state_->rendezvous(rank_, verb::allreduce);  // peers still read our input until here
   }

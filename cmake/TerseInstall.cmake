@@ -1,35 +1,45 @@
 # Installs the headers, the exported targets and a package config that
-# understands COMPONENTS (cuda, nccl, mpi).
+# understands COMPONENTS (cuda, nccl, mpi):
+#   <prefix>/include/terse/...                       the headers (FILE_SET HEADERS of terse::terse)
+#   <prefix>/share/cmake/terse/terseConfig.cmake      components, find_dependency, version check
+#   <prefix>/share/cmake/terse/terse-targets.cmake    terse::terse
+#   <prefix>/share/cmake/terse/terse-<c>-targets.cmake  terse::<c>, loaded only when <c> is asked for
+#   <prefix>/share/cmake/terse/FindNCCL.cmake         for find_dependency(NCCL)
+# terse is header-only, so the package is architecture independent and
+# lives under share/.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(TERSE_INSTALL_CMAKEDIR "${CMAKE_INSTALL_DATADIR}/cmake/terse"
     CACHE STRING "Where terseConfig.cmake is installed")
 
-install(TARGETS ${terse_exported_targets}
-        EXPORT terseTargets
+install(TARGETS terse
+        EXPORT terse-targets
         FILE_SET HEADERS DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
-install(EXPORT terseTargets
+install(EXPORT terse-targets
         NAMESPACE terse::
         DESTINATION "${TERSE_INSTALL_CMAKEDIR}")
 
-# The components this build was configured with; the config rejects asking
+# One export file per backend, so a consumer that did not ask for (and did
+# not find the dependencies of) a component never sees its target. The
+# components this build has are baked into the config, which rejects asking
 # for one that was not built.
 set(TERSE_BUILT_COMPONENTS "")
-if(terse_has_cuda)
-  list(APPEND TERSE_BUILT_COMPONENTS cuda)
-endif()
-if(terse_has_nccl)
-  list(APPEND TERSE_BUILT_COMPONENTS nccl)
-endif()
-if(terse_has_mpi)
-  list(APPEND TERSE_BUILT_COMPONENTS mpi)
-endif()
+foreach(component IN ITEMS cuda nccl mpi)
+  if(TARGET terse_${component})
+    install(TARGETS terse_${component} EXPORT terse-${component}-targets)
+    install(EXPORT terse-${component}-targets
+            NAMESPACE terse::
+            DESTINATION "${TERSE_INSTALL_CMAKEDIR}")
+    list(APPEND TERSE_BUILT_COMPONENTS ${component})
+  endif()
+endforeach()
 
 configure_package_config_file(
   "${PROJECT_SOURCE_DIR}/cmake/terseConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/terseConfig.cmake"
   INSTALL_DESTINATION "${TERSE_INSTALL_CMAKEDIR}")
+# 0.x: a minor version may break the API, so 0.1 accepts 0.1.* only.
 write_basic_package_version_file(
   "${PROJECT_BINARY_DIR}/terseConfigVersion.cmake"
   COMPATIBILITY SameMinorVersion

@@ -3,6 +3,11 @@
 add_library(terse INTERFACE)
 add_library(terse::terse ALIAS terse)
 target_compile_features(terse INTERFACE cxx_std_20)
+# terse's headers compile in .cu files too, but nvcc defaults to C++17 and
+# CMake before 3.26 has no cuda_std_20 for nvcc: ask for C++20 by flag unless
+# the consuming target chose its own CUDA_STANDARD.
+target_compile_options(terse INTERFACE
+  "$<$<AND:$<COMPILE_LANG_AND_ID:CUDA,NVIDIA>,$<NOT:$<BOOL:$<TARGET_PROPERTY:CUDA_STANDARD>>>>:-std=c++20>")
 target_link_libraries(terse INTERFACE Threads::Threads)
 file(GLOB_RECURSE terse_public_headers CONFIGURE_DEPENDS
   RELATIVE "${PROJECT_SOURCE_DIR}/include"

@@ -50,6 +50,9 @@ namespace terse {
 ///   throws errc::peer_failed at once. A communicator the transport owns
 ///   (made by `create`) is aborted with ncclCommAbort so stuck kernels exit;
 ///   one passed in by the caller is left to its owner to abort.
+/// - The deadline counts from the call, and the stream first finishes what
+///   was enqueued before it: set `timeout` above the longest work you queue
+///   ahead of a wait.
 /// - Checked mode (`options().checked`): before moving data the ranks
 ///   compare a 64-bit fingerprint of the call (verb, element type, counts,
 ///   operator, root, and whether this rank's arguments were valid) with a
@@ -75,9 +78,10 @@ class nccl_transport {
   {
   }
 
-  /// Makes and owns a non-blocking communicator for `rank` of `size`, so
-  /// the initialisation itself honours `options.timeout`. Every rank passes
-  /// the same `id` (from ncclGetUniqueId on one rank).
+  /// Makes and owns a non-blocking communicator for `rank` of `size` on the
+  /// calling thread's current CUDA device, so the initialisation itself
+  /// honours `options.timeout`. Every rank passes the same `id` (from
+  /// ncclGetUniqueId on one rank).
   static nccl_transport create(int rank, int size, const ncclUniqueId& id, cudaStream_t stream,
                                transport_options options = {});
 

@@ -3,6 +3,10 @@
 /// Compiler and backend configuration: the host/device function macro and
 /// which optional backends the including translation unit can use.
 
+#if __cplusplus < 202002L
+#error "terse needs C++20: compile with -std=c++20 (nvcc too)"
+#endif
+
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define TERSE_HOST_DEVICE __host__ __device__
 #define TERSE_DEVICE_COMPILER 1

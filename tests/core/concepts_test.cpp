@@ -52,11 +52,15 @@ struct codec_encode_returns_void {
 };
 
 struct no_feedback {
-  void compensate(terse::bucket_id, terse::host_span<float>) {}
-  void remember(terse::bucket_id, terse::host_span<const float>, terse::host_span<const float>) {}
+  terse::host_span<const float> compensate(terse::bucket_id, terse::host_span<const float> g) { return g; }
+  void commit(terse::bucket_id, terse::host_span<const float>, terse::host_span<const float>) {}
 };
-struct feedback_without_remember {
+struct feedback_without_commit {
+  terse::host_span<const float> compensate(terse::bucket_id, terse::host_span<const float> g) { return g; }
+};
+struct feedback_compensating_in_place {  // the old, non-transactional shape
   void compensate(terse::bucket_id, terse::host_span<float>) {}
+  void commit(terse::bucket_id, terse::host_span<const float>, terse::host_span<const float>) {}
 };
 
 // A transport with every collective verb on host memory.
@@ -159,7 +163,8 @@ TEST_CASE("compressor concept accepts a model and names what a bad one lacks")
 TEST_CASE("feedback concept")
 {
   static_assert(terse::concepts::feedback<model::no_feedback>);
-  static_assert(!terse::concepts::feedback<model::feedback_without_remember>);
+  static_assert(!terse::concepts::feedback<model::feedback_without_commit>);
+  static_assert(!terse::concepts::feedback<model::feedback_compensating_in_place>);
   static_assert(!terse::concepts::feedback<model::copy_codec>);
   CHECK(true);
 }

@@ -60,26 +60,71 @@ template <class C>
 concept compressor = compressor_declares_aggregation<C> && compressor_bounds_its_size<C> && compressor_encodes<C> &&
     compressor_decodes<C>;
 
+/// A summable compressor also codes to typed values that a transport adds
+/// up elementwise (with fp32 accumulation for 16-bit types):
+/// - `using wire_type`: a reducible element type (float, fp16, bf16)
+/// - `wire_count(n)`: values on the wire for n inputs
+/// - `encode_values(ctx, in, wire)`; `decode_values(ctx, wire, out)`
+///   (decode overwrites `out`)
+template <class C>
+concept summable_compressor = compressor<C> && C::aggregation_kind ==
+                              aggregation::summable&& reducible<typename C::wire_type>&& requires(
+                                  C& c, const codec_context& ctx, host_span<const float> in,
+                                  host_span<typename C::wire_type> wire,
+                                  host_span<const typename C::wire_type> received, host_span<float> out, std::size_t n)
+{
+  {
+    c.wire_count(n)
+    } -> std::same_as<std::size_t>;
+  c.encode_values(ctx, in, wire);
+  c.decode_values(ctx, received, out);
+};
+
+/// A compressor that runs its own reduction over a transport (PowerSGD's
+/// two factor allreduces): `reduce(ctx, transport, values)` averages
+/// `values` in place across ranks.
+template <class C, class Transport>
+concept self_reducing_compressor = requires(C& c, const codec_context& ctx, Transport& t, host_span<float> values)
+{
+  c.reduce(ctx, t, values);
+};
+
+/// Optional fusion with residual error feedback: `encode_residual(ctx, g, e,
+/// out)` codes p = g + e and leaves e = p - decode(p), in one pass.
+template <class C>
+concept residual_fusing_compressor = requires(C& c, const codec_context& ctx, host_span<const float> g,
+                                              host_span<float> e, host_span<std::byte> out)
+{
+  {
+    c.encode_residual(ctx, g, e, out)
+    } -> std::same_as<std::size_t>;
+};
+
 // --- feedback ----------------------------------------------------------------
 
 template <class F>
-concept feedback_compensates = requires(F& f, bucket_id id, host_span<float> values)
+concept feedback_compensates = requires(F& f, bucket_id id, host_span<const float> gradient)
 {
-  f.compensate(id, values);
+  {
+    f.compensate(id, gradient)
+    } -> std::convertible_to<host_span<const float>>;
 };
 
 template <class F>
-concept feedback_remembers = requires(F& f, bucket_id id, host_span<const float> compensated,
-                                      host_span<const float> decoded)
+concept feedback_commits = requires(F& f, bucket_id id, host_span<const float> compensated,
+                                    host_span<const float> decoded)
 {
-  f.remember(id, compensated, decoded);
+  f.commit(id, compensated, decoded);
 };
 
-/// An error-feedback rule with per-bucket state.
-/// - `compensate(bucket, g)`: g <- g + what was held back before (in place)
-/// - `remember(bucket, compensated, decoded)`: keep what compression lost
+/// An error-feedback rule with per-bucket state, used transactionally so a
+/// failed or non-finite step leaves the state as it was:
+/// - `compensate(bucket, g) -> span`: the values to compress (g plus what was
+///   held back before), without changing the state
+/// - `commit(bucket, compensated, decoded)`: once every rank has exchanged
+///   its payload, keep what compression lost
 template <class F>
-concept feedback = feedback_compensates<F> && feedback_remembers<F>;
+concept feedback = feedback_compensates<F> && feedback_commits<F>;
 
 // --- transport -----------------------------------------------------------------
 
@@ -172,10 +217,10 @@ template <class F>
 consteval bool check_feedback()
 {
   static_assert(feedback_compensates<F>,
-                "terse feedback: add `void compensate(bucket_id, host_span<float> values)` adding the held-back "
-                "error into the values");
-  static_assert(feedback_remembers<F>,
-                "terse feedback: add `void remember(bucket_id, host_span<const float> compensated, "
+                "terse feedback: add `host_span<const float> compensate(bucket_id, host_span<const float> gradient)` "
+                "returning the values to compress (the gradient plus the held-back error) without changing state");
+  static_assert(feedback_commits<F>,
+                "terse feedback: add `void commit(bucket_id, host_span<const float> compensated, "
                 "host_span<const float> decoded)` keeping what compression lost");
   return feedback<F>;
 }

@@ -4,6 +4,8 @@
 /// a compressor is told about the call, how its payloads combine across
 /// ranks, and what a schedule asks for at each hook.
 
+#include <terse/core/philox.hpp>
+
 #include <cstdint>
 #include <string_view>
 
@@ -34,7 +36,7 @@ constexpr std::string_view to_string(aggregation a) noexcept
   return "unknown";
 }
 
-/// Everything a compressor may depend on besides the values: stochastic
+/// Everything a compressor may depend on besides the values. Stochastic
 /// draws are keyed by (seed, step, bucket, element), so every rank and
 /// backend reproduces them.
 struct codec_context {
@@ -43,6 +45,27 @@ struct codec_context {
   std::uint32_t bucket = 0;  ///< stable bucket id
   int rank = 0;
   int world = 1;
+  /// Element offset of the values being coded within their bucket (a shard
+  /// of a bucket draws the same numbers as the whole bucket would there).
+  std::uint64_t offset = 0;
+  /// 0 for a rank's own encoding, 1 for an owner's re-encoding of a reduced
+  /// shard: the two draw independent noise.
+  std::uint32_t phase = 0;
+
+  /// Draws every rank shares (random-k's indices): seed, step and bucket only.
+  constexpr random_stream shared_stream() const noexcept
+  {
+    return random_stream{seed, static_cast<std::uint32_t>(step), bucket};
+  }
+
+  /// Draws private to this rank and phase (stochastic rounding): independent
+  /// across ranks, so averaging shrinks the noise, yet replayable by anyone
+  /// who knows the rank.
+  constexpr random_stream private_stream() const noexcept
+  {
+    const std::uint64_t salt = (static_cast<std::uint64_t>(static_cast<std::uint32_t>(rank)) << 32 | phase) + 1;
+    return random_stream{seed ^ (salt * 0x9E3779B97F4A7C15ull), static_cast<std::uint32_t>(step), bucket};
+  }
 };
 
 /// A stable name for a bucket of the flat gradient buffer; state (residuals,

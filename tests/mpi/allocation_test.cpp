@@ -1,0 +1,100 @@
+// Hot paths never allocate: once a transport's scratch has grown to a call's
+// size, repeating the call (any verb, checked mode, chunked or not) makes no
+// heap allocation. Counted by replacing the global operator new in this test
+// binary; only calls made while a counter is armed are counted.
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "mpi_test_support.hpp"
+
+namespace {
+std::atomic<bool> counting{false};
+std::atomic<long> allocations{0};
+
+void* counted_allocation(std::size_t bytes)
+{
+  if (counting.load(std::memory_order_relaxed)) {
+    allocations.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (void* p = std::malloc(bytes == 0 ? 1 : bytes)) {
+    return p;
+  }
+  throw std::bad_alloc();
+}
+
+// Arms the counter for the calls made inside `calls`.
+template <class F>
+long allocations_during(F&& calls)
+{
+  allocations = 0;
+  counting = true;
+  calls();
+  counting = false;
+  return allocations.load();
+}
+}  // namespace
+
+void* operator new(std::size_t bytes)
+{
+  return counted_allocation(bytes);
+}
+void* operator new[](std::size_t bytes)
+{
+  return counted_allocation(bytes);
+}
+void operator delete(void* p) noexcept
+{
+  std::free(p);
+}
+void operator delete[](void* p) noexcept
+{
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept
+{
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept
+{
+  std::free(p);
+}
+
+TEST_CASE("repeated verbs of a size already seen do not allocate")
+{
+  using terse::host_span;
+  using terse::reduce_op;
+  for (const std::size_t chunk : {terse::mpi_transport::default_max_chunk_elements, std::size_t{7}}) {
+    CAPTURE(chunk);
+    terse::mpi_transport transport(MPI_COMM_WORLD, mpi_test::patient(true));
+    transport.set_max_chunk_elements(chunk);
+    const int rank = transport.rank();
+    const int world = transport.size();
+    const auto w = static_cast<std::size_t>(world);
+    std::vector<terse::bf16> grads(1001, terse::bf16(1.0f));
+    std::vector<float> in(64 * w, 1.0f), block(64), gathered(64 * w);
+    std::vector<std::size_t> counts(w, 3);
+    std::vector<double> part(3, 1.0), parts(3 * w), ring(100, 2.0), ring_in(100);
+    const auto every_verb = [&] {
+      transport.allreduce(host_span<terse::bf16>(grads), reduce_op::average);
+      transport.reduce_scatter(host_span<const float>(in), host_span<float>(block), reduce_op::sum);
+      transport.allgather(host_span<const float>(block), host_span<float>(gathered));
+      transport.allgatherv(host_span<const double>(part), host_span<double>(parts),
+                           host_span<const std::size_t>(counts));
+      transport.broadcast(host_span<float>(block), world - 1);
+      transport.sendrecv(host_span<const double>(ring), (rank + 1) % world, host_span<double>(ring_in),
+                         (rank + world - 1) % world, 1);
+      transport.barrier();
+    };
+    // The first round grows scratch and request lists (and proves the
+    // counter counts); later rounds of the same sizes must not allocate.
+    CHECK(allocations_during(every_verb) > 0);
+    const long allocated = allocations_during([&] {
+      for (int repeat = 0; repeat < 3; ++repeat) {
+        every_verb();
+      }
+    });
+    CHECK(allocated == 0);
+    CHECK(transport.healthy());
+  }
+}

@@ -195,3 +195,29 @@ TEST_CASE("schedule concept")
   static_assert(!terse::concepts::schedule<model::no_feedback>);
   CHECK(true);
 }
+
+namespace model {
+// Declares its memory: the capability concepts believe the declaration even
+// though the verb templates would accept any span.
+struct host_declared : collective_only {
+  template <terse::memory_space S>
+  static constexpr bool accepts_memory = S == terse::memory_space::host;
+};
+struct any_span_collectives : collective_only {
+  template <class T, terse::memory_space S>
+  void allreduce(terse::span<const T, S>, terse::span<T, S>, terse::reduce_op)
+  {
+  }
+};
+}  // namespace model
+
+TEST_CASE("a transport's declared memory spaces decide its capabilities")
+{
+  static_assert(terse::concepts::collective_transport<model::host_declared, terse::memory_space::host>);
+  static_assert(terse::concepts::transport_accepts_memory<model::host_declared, terse::memory_space::host>);
+  static_assert(!terse::concepts::transport_accepts_memory<model::host_declared, terse::memory_space::device>);
+  static_assert(!terse::concepts::collective_transport<model::host_declared, terse::memory_space::device>);
+  // no declaration: accepted unless the verbs themselves say otherwise
+  static_assert(terse::concepts::transport_accepts_memory<model::collective_only, terse::memory_space::device>);
+  CHECK(true);
+}

@@ -1,5 +1,6 @@
 // Reductions on the local transport: exact sums, every type, every world
 // size from 1 to 8, bit-identical results on all ranks.
+#include <terse/core/concepts.hpp>
 #include <terse/core/philox.hpp>
 #include <terse/transport/local.hpp>
 
@@ -7,6 +8,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <vector>
 
@@ -184,4 +186,18 @@ TEST_CASE("reduce_scatter gives each rank its block of the sum, also in place")
       }
     }
   }
+}
+
+TEST_CASE("integer sums wrap instead of overflowing, as MPI and NCCL sums do")
+{
+  std::vector<std::int32_t> results(2);
+  terse::run_local(2, [&](terse::local_transport& t) {
+    std::vector<std::int32_t> v{t.rank() == 0 ? std::numeric_limits<std::int32_t>::max() : 1};
+    t.allreduce(terse::host_span<std::int32_t>(v), terse::reduce_op::sum);
+    results[static_cast<std::size_t>(t.rank())] = v[0];
+  });
+  CHECK(results[0] == std::numeric_limits<std::int32_t>::min());
+  CHECK(results[1] == std::numeric_limits<std::int32_t>::min());
+  static_assert(terse::concepts::collective_transport<terse::local_transport, terse::memory_space::host>);
+  static_assert(!terse::concepts::collective_transport<terse::local_transport, terse::memory_space::device>);
 }

@@ -14,6 +14,7 @@
 
 #include <concepts>
 #include <cstddef>
+#include <type_traits>
 
 namespace terse::concepts {
 
@@ -139,9 +140,23 @@ concept transport_knows_its_rank = requires(const T& t)
     } -> std::convertible_to<int>;
 };
 
+/// True unless the transport declares (`template <memory_space S> static
+/// constexpr bool accepts_memory`) that it does not take buffers in `Space`.
+/// Verbs reject a wrong space with a readable static_assert inside their
+/// bodies, which a requires-expression cannot see; the declaration lets the
+/// capability concepts below answer correctly anyway.
+template <class T, memory_space Space>
+concept transport_accepts_memory = !requires
+{
+  {
+    std::remove_cvref_t<T>::template accepts_memory<Space>
+    } -> std::convertible_to<bool>;
+}
+|| std::remove_cvref_t<T>::template accepts_memory<Space>;
+
 /// Collective verbs on buffers in `Space` (float checked as representative).
 template <class T, memory_space Space = memory_space::host>
-concept collective_transport = transport_knows_its_rank<T> &&
+concept collective_transport = transport_knows_its_rank<T> && transport_accepts_memory<T, Space> &&
     requires(T& t, span<const float, Space> in, span<float, Space> out, host_span<const std::size_t> counts)
 {
   t.allreduce(in, out, reduce_op::sum);
@@ -154,7 +169,7 @@ concept collective_transport = transport_knows_its_rank<T> &&
 
 /// Point-to-point verbs on buffers in `Space`: enough for gossip.
 template <class T, memory_space Space = memory_space::host>
-concept point_to_point_transport = transport_knows_its_rank<T> &&
+concept point_to_point_transport = transport_knows_its_rank<T> && transport_accepts_memory<T, Space> &&
     requires(T& t, span<const float, Space> in, span<float, Space> out)
 {
   t.send(in, 0, 0);

@@ -60,6 +60,10 @@ class local_transport {
   local_transport& operator=(local_transport&&) noexcept = default;
   ~local_transport() = default;
 
+  /// Host memory only.
+  template <memory_space S>
+  static constexpr bool accepts_memory = S == memory_space::host;
+
   int rank() const noexcept { return rank_; }
   int size() const noexcept { return state_->size(); }
   const transport_options& options() const noexcept { return state_->options(); }

@@ -86,6 +86,11 @@ class mpi_session {
 /// until the transport is destroyed. Pending receives are cancelled at once.
 class mpi_transport {
  public:
+  /// Host memory; device memory too when built with terse::cuda (staged
+  /// through pinned host buffers).
+  template <memory_space S>
+  static constexpr bool accepts_memory = detail::mpi::space_supported<S>;
+
   /// Elements per MPI call unless set_max_chunk_elements says otherwise:
   /// at most 1 GiB per message (8-byte elements), well below the 2 GiB
   /// where int byte counts inside MPI implementations overflow.

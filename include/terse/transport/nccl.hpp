@@ -68,6 +68,10 @@ namespace terse {
 /// caller's current CUDA device should be the communicator's.
 class nccl_transport {
  public:
+  /// Device memory only.
+  template <memory_space S>
+  static constexpr bool accepts_memory = S == memory_space::device;
+
   /// Wraps a communicator the caller made and keeps owning. Make it
   /// non-blocking (ncclConfig_t::blocking = 0) for the deadline to cover
   /// everything: a blocking one can wait inside NCCL itself. After a timeout

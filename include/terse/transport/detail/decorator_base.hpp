@@ -8,6 +8,7 @@
 /// decorator's `intercept(call, forward)`, which may count, charge time,
 /// delay or throw around it.
 
+#include <terse/core/concepts.hpp>
 #include <terse/core/span.hpp>
 #include <terse/core/verbs.hpp>
 #include <terse/transport/detail/decorator_call.hpp>
@@ -121,6 +122,10 @@ class decorator_base {
 
  public:
   using inner_type = std::remove_reference_t<Inner>;
+
+  /// Whatever the inner transport accepts.
+  template <memory_space S>
+  static constexpr bool accepts_memory = concepts::transport_accepts_memory<inner_type, S>;
 
   decorator_base(const decorator_base&) = delete;
   decorator_base& operator=(const decorator_base&) = delete;

@@ -34,6 +34,19 @@ TERSE_FORCEINLINE T narrow(accumulator_t<T> value) noexcept
   }
 }
 
+/// a + b; integers wrap (as MPI's and NCCL's sums do) instead of
+/// overflowing, which would be undefined behaviour for signed types.
+template <class A>
+TERSE_FORCEINLINE A add(A a, A b) noexcept
+{
+  if constexpr (std::is_integral_v<A>) {
+    using unsigned_t = std::make_unsigned_t<A>;
+    return static_cast<A>(static_cast<unsigned_t>(a) + static_cast<unsigned_t>(b));
+  } else {
+    return a + b;
+  }
+}
+
 /// Rejects operators that make no sense for T (average of integers).
 template <class T>
 void check_reduce_op(reduce_op op)
@@ -68,7 +81,7 @@ void reduce_rank_order(reduce_op op, int ranks, std::size_t count, InputAt input
         case reduce_op::sum:
         case reduce_op::average:
           for (std::size_t i = 0; i < len; ++i) {
-            acc[i] += widen(in[i]);
+            acc[i] = add(acc[i], widen(in[i]));
           }
           break;
         case reduce_op::max:

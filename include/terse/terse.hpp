@@ -18,15 +18,18 @@
 #include <terse/core/verbs.hpp>
 #include <terse/feedback/none.hpp>
 #include <terse/schedule/every_step.hpp>
+#include <terse/transport/faulty.hpp>
 #include <terse/transport/local.hpp>
+#include <terse/transport/metered.hpp>
+#include <terse/transport/simulated_network.hpp>
 
 #if defined(TERSE_WITH_CUDA)
 #include <terse/core/cuda_error.hpp>
 #include <terse/core/cuda_memory.hpp>
 #endif
-#if defined(TERSE_WITH_MPI) && __has_include(<terse/transport/mpi.hpp>)
+#if defined(TERSE_WITH_MPI)
 #include <terse/transport/mpi.hpp>
 #endif
-#if defined(TERSE_WITH_NCCL) && __has_include(<terse/transport/nccl.hpp>)
+#if defined(TERSE_WITH_NCCL)
 #include <terse/transport/nccl.hpp>
 #endif

@@ -90,16 +90,16 @@ concept self_reducing_compressor = requires(C& c, const codec_context& ctx, Tran
   c.reduce(ctx, t, values);
 };
 
-/// Optional fusion with residual error feedback: `encode_residual(ctx, g, e,
-/// out)` codes p = g + e and leaves e = p - decode(p), in one pass.
+/// Optional fusion with residual error feedback, one pass over memory:
+/// `encode_residual(ctx, g, e_old, e_new, out)` codes p = g + e_old into
+/// `out` and writes e_new = p - decode(p). It changes no state (e_new is a
+/// staging buffer the feedback commits once the exchange succeeded).
 template <class C>
-concept residual_fusing_compressor = requires(C& c, const codec_context& ctx, host_span<const float> g,
-                                              host_span<float> e, host_span<std::byte> out)
-{
-  {
-    c.encode_residual(ctx, g, e, out)
-    } -> std::same_as<std::size_t>;
-};
+concept residual_fusing_compressor =
+    requires(C& c, const codec_context& ctx, host_span<const float> g, host_span<const float> e_old,
+             host_span<float> e_new, host_span<std::byte> out) {
+      { c.encode_residual(ctx, g, e_old, e_new, out) } -> std::same_as<std::size_t>;
+    };
 
 // --- feedback ----------------------------------------------------------------
 

@@ -37,3 +37,31 @@ TEST_CASE("the layout hash changes with the shape, not with nothing")
   CHECK_THROWS_AS(terse::layout(a, 0), terse::error);
   CHECK(terse::layout::single(0).total() == 0);
 }
+
+TEST_CASE("small tensors form dense segments; runs of one kind merge; ids are stable")
+{
+  // weight, bias, weight, bias, bias, weight
+  const std::vector<std::size_t> sizes{1000, 10, 2000, 20, 5, 3000};
+  const terse::layout shape(sizes, 3100, /*dense_below=*/100);
+  REQUIRE(shape.buckets().size() == 2);  // {1000,10,2000,20,5} and {3000}
+  const auto first = shape.segments_of(shape.buckets()[0]);
+  REQUIRE(first.size() == 4);
+  CHECK(first[0].compressed);
+  CHECK(first[0].count == 1000);
+  CHECK_FALSE(first[1].compressed);
+  CHECK(first[1].offset == 1000);
+  CHECK(first[2].compressed);
+  CHECK(first[2].count == 2000);
+  CHECK_FALSE(first[3].compressed);
+  CHECK(first[3].count == 25);  // two biases merged into one run
+  const auto second = shape.segments_of(shape.buckets()[1]);
+  REQUIRE(second.size() == 1);
+  CHECK(second[0].compressed);
+  for (std::size_t i = 0; i < shape.segments().size(); ++i) {
+    CHECK(shape.segments()[i].id == i);
+  }
+  // without dense_below everything is one compressed run per bucket
+  const terse::layout plain(sizes, 3100);
+  CHECK(plain.segments().size() == 2);
+  CHECK(plain.hash() != shape.hash());
+}

@@ -22,6 +22,16 @@ struct tensor_range {
   std::size_t count = 0;
 };
 
+/// A contiguous run of tensors in one bucket that is treated one way:
+/// compressed (with its own feedback state, keyed by `id`) or sent dense
+/// (tensors smaller than the layout's `dense_below`).
+struct segment {
+  bucket_id id = 0;        ///< stable over the layout's life: keys feedback state
+  std::size_t offset = 0;  ///< first element in the flat buffer
+  std::size_t count = 0;
+  bool compressed = true;
+};
+
 /// A run of whole tensors communicated together.
 struct bucket {
   bucket_id id = 0;
@@ -29,18 +39,24 @@ struct bucket {
   std::size_t count = 0;   ///< elements
   std::size_t first_tensor = 0;
   std::size_t tensor_count = 0;
+  std::size_t first_segment = 0;
+  std::size_t segment_count = 0;
 };
 
 /// Tensors laid end to end, grouped greedily in order into buckets of at
 /// most `bucket_elements` (a tensor larger than that is a bucket of its
-/// own; tensors are never split, as in PyTorch DDP).
+/// own; tensors are never split, as in PyTorch DDP). Tensors with fewer than
+/// `dense_below` elements (biases, norms) are never compressed: compressing
+/// them saves almost nothing and costs accuracy.
 class layout {
  public:
   layout() = default;
 
   /// @param tensor_sizes element count of each tensor, in buffer order
   /// @param bucket_elements target bucket size in elements (> 0)
-  layout(std::span<const std::size_t> tensor_sizes, std::size_t bucket_elements)
+  /// @param dense_below tensors smaller than this stay uncompressed
+  layout(std::span<const std::size_t> tensor_sizes, std::size_t bucket_elements, std::size_t dense_below = 0)
+      : dense_below_(dense_below)
   {
     TERSE_EXPECTS(bucket_elements > 0, "buckets hold at least one element");
     tensors_.reserve(tensor_sizes.size());
@@ -57,6 +73,19 @@ class layout {
       offset += count;
     }
     total_ = offset;
+    for (bucket& b : buckets_) {
+      b.first_segment = segments_.size();
+      for (std::size_t t = b.first_tensor; t < b.first_tensor + b.tensor_count; ++t) {
+        const bool compressed = tensors_[t].count >= dense_below;
+        if (segments_.size() > b.first_segment && segments_.back().compressed == compressed) {
+          segments_.back().count += tensors_[t].count;  // extend the run
+        } else {
+          segments_.push_back(
+              segment{static_cast<bucket_id>(segments_.size()), tensors_[t].offset, tensors_[t].count, compressed});
+        }
+      }
+      b.segment_count = segments_.size() - b.first_segment;
+    }
   }
 
   /// One tensor as one bucket: the flat buffer is all there is.
@@ -69,6 +98,14 @@ class layout {
   std::size_t total() const noexcept { return total_; }
   std::span<const tensor_range> tensors() const noexcept { return tensors_; }
   std::span<const bucket> buckets() const noexcept { return buckets_; }
+  /// Every segment, in buffer order; bucket b's are
+  /// segments().subspan(b.first_segment, b.segment_count).
+  std::span<const segment> segments() const noexcept { return segments_; }
+  std::span<const segment> segments_of(const bucket& b) const noexcept
+  {
+    return std::span<const segment>(segments_).subspan(b.first_segment, b.segment_count);
+  }
+  std::size_t dense_below() const noexcept { return dense_below_; }
 
   /// A fingerprint of the shape (tensor sizes and bucket boundaries), stored
   /// with checkpointed state so it is never restored into another layout.
@@ -89,6 +126,7 @@ class layout {
     for (const auto& b : buckets_) {
       mix(b.count);
     }
+    mix(dense_below_);
     return h;
   }
 
@@ -101,7 +139,9 @@ class layout {
  private:
   std::vector<tensor_range> tensors_;
   std::vector<bucket> buckets_;
+  std::vector<segment> segments_;
   std::size_t total_ = 0;
+  std::size_t dense_below_ = 0;
 };
 
 }  // namespace terse

@@ -55,6 +55,25 @@ struct grid {
   }
 };
 
+/// The grid codec with the fused residual pass, so the collective's fused
+/// path can be compared with the compensate/commit path.
+struct fused_grid : grid {
+  std::size_t encode_residual(const terse::codec_context& ctx, terse::host_span<const float> g,
+                              terse::host_span<const float> e_old, terse::host_span<float> e_new,
+                              terse::host_span<std::byte> out) const
+  {
+    std::vector<float> p(g.size());
+    for (std::size_t i = 0; i < g.size(); ++i) {
+      p[i] = g[i] + e_old[i];
+    }
+    const std::size_t bytes = encode(ctx, terse::host_span<const float>(p), out);
+    for (std::size_t i = 0; i < g.size(); ++i) {
+      e_new[i] = p[i] - static_cast<float>(std::lround(p[i] / step)) * step;
+    }
+    return bytes;
+  }
+};
+
 /// Gather-only: (index, value) pairs of the nonzero values. Exact.
 struct nonzeros {
   static constexpr terse::aggregation aggregation_kind = terse::aggregation::gather_only;

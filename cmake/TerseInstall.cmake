@@ -1,5 +1,5 @@
 # Installs the headers, the exported targets and a package config that
-# understands COMPONENTS (cuda, nccl, mpi):
+# understands COMPONENTS (cuda, nccl, mpi, blas):
 #   <prefix>/include/terse/...                       the headers (FILE_SET HEADERS of terse::terse)
 #   <prefix>/share/cmake/terse/terseConfig.cmake      components, find_dependency, version check
 #   <prefix>/share/cmake/terse/terse-targets.cmake    terse::terse
@@ -25,7 +25,7 @@ install(EXPORT terse-targets
 # components this build has are baked into the config, which rejects asking
 # for one that was not built.
 set(TERSE_BUILT_COMPONENTS "")
-foreach(component IN ITEMS cuda nccl mpi)
+foreach(component IN ITEMS cuda nccl mpi blas)
   if(TARGET terse_${component})
     install(TARGETS terse_${component} EXPORT terse-${component}-targets)
     install(EXPORT terse-${component}-targets

@@ -46,3 +46,6 @@ if(terse_has_mpi)
   target_compile_definitions(terse_mpi INTERFACE TERSE_WITH_MPI=1)
   list(APPEND terse_exported_targets terse_mpi)
 endif()
+
+# terse::blas (host BLAS for compress::powersgd), in its own file.
+include(TerseBlas)

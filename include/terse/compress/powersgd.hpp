@@ -1,0 +1,266 @@
+#pragma once
+/// @file
+/// `compress::powersgd`: rank-r PowerSGD (Vogels, Karimireddy, Jaggi,
+/// "PowerSGD: Practical Low-Rank Gradient Compression for Distributed
+/// Optimization", NeurIPS 2019), one power-iteration step per call with a
+/// warm-started Q per bucket.
+///
+/// A bucket of n values is viewed as an m×p row-major matrix M with
+/// p = ⌈√n⌉, m = ⌈n/p⌉, the last row zero-padded (detail::powersgd_shape);
+/// the rank used is k = min(rank, m). One step, for every rank of the world:
+///
+///     Q̂ = Q with unit columns (a zero column is re-drawn from the shared stream)
+///     P = M·Q̂;  P ← average of P over ranks;  P̂ = orthonormalise(P)
+///     Q = Mᵀ·P̂;  Q ← average of Q over ranks
+///     decoded = P̂·Qᵀ (the rank-k approximation of the average M); keep Q
+///
+/// Normalising Q's columns is a deviation from the paper that changes
+/// nothing in exact arithmetic (Gram–Schmidt ignores positive column scales)
+/// and keeps P at the magnitude of M instead of its square, so tiny or large
+/// gradients neither underflow nor overflow. Orthonormalisation is modified
+/// Gram–Schmidt in double with a second pass; a zero or dependent column of
+/// P becomes zero, so its Q column is zero and is re-drawn next step.
+///
+/// **Collective use** (`reduce`, the summable path): the codec runs its own
+/// two allreduces (average) of P (m·k values plus one flag) and Q (p·k
+/// values) on any terse transport and replaces the values with the rank-k
+/// average: 4(k(m+p)+1) bytes per rank and step instead of 4n. Residual
+/// feedback is the caller's, e = M − decoded.
+///
+/// **Byte interface** (gossip, debugging): `encode` writes this rank's own
+/// factors (no communication); `decode_add` adds P·Qᵀ. Payload:
+///
+///     header: codec powersgd, param = k, count = n, aux = m << 32 | p
+///     body:   P (m×k, row-major f32) then Q (p×k, row-major f32): 4k(m+p) bytes
+///
+/// Edge policy:
+/// - NaN or ±Inf in the values: `encode` throws errc::non_finite and keeps
+///   its state. `reduce` still takes part in both allreduces (peers must not
+///   hang) with a flag in the P allreduce; when any rank flagged, every rank
+///   throws errc::non_finite after the second allreduce, with Q and the
+///   values unchanged.
+/// - Finite values too large for float products (the averaged P or Q, or the
+///   decoded values, would overflow: |M| beyond about FLT_MAX/√n): `reduce`
+///   throws errc::non_finite on every rank alike (the averaged factors are
+///   identical everywhere), Q and values unchanged. `encode` handles any
+///   finite input: beyond 2^40 it works on a copy scaled by a power of two
+///   and, if the factors of the true values would overflow, shrinks Q rows
+///   so that max‖P_i‖·max‖Q_j‖ ≤ FLT_MAX/4 (saturation).
+/// - `decode_add` rejects (errc::malformed_payload, `acc` untouched) a wrong
+///   header, shape or rank, a wrong length, a non-finite factor, and factors
+///   with max‖P_i‖·max‖Q_j‖ > FLT_MAX/2 (which could decode to Inf).
+/// - n = 0: header-only payload; `reduce` returns at once (all ranks share
+///   the layout, so none communicates). Small n: k = min(rank, m) (n = 1:
+///   one 1×1 factor each, exact).
+/// - A bucket id keeps one n and rank; another is errc::invalid_argument.
+///
+/// The host products go through BLAS (`Blas`, OpenBLAS's cblas_sgemm by
+/// default): link terse::blas. Without it this header still compiles, and
+/// using the codec fails to compile with a message saying so.
+
+#include <terse/compress/detail/powersgd_host.hpp>
+#include <terse/compress/detail/powersgd_math.hpp>
+#include <terse/compress/detail/powersgd_state.hpp>
+#include <terse/compress/wire.hpp>
+#include <terse/core/error.hpp>
+#include <terse/core/numeric.hpp>
+#include <terse/core/policy_types.hpp>
+#include <terse/core/span.hpp>
+#include <terse/core/state_io.hpp>
+#include <terse/core/verbs.hpp>
+#include <terse/detail/host_blas.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <ostream>
+#include <string>
+#include <utility>
+
+namespace terse::compress {
+
+/// @tparam Blas the host matrix products: `static constexpr bool available`
+///         and `static void gemm(...)` as detail::host_blas.
+template <class Blas = detail::host_blas>
+struct basic_powersgd {
+  static constexpr aggregation aggregation_kind = aggregation::summable;
+  static constexpr wire::codec_id id = wire::codec_id::powersgd;
+
+  /// Rank r of the approximation (at least 1); a bucket uses min(r, m).
+  std::uint32_t rank = 2;
+
+  /// Warm-start Q and scratch per bucket. Internal: use save/load.
+  detail::powersgd_host_state state{};
+
+  /// The shape a bucket of n values takes at this rank.
+  detail::powersgd_shape shape(std::size_t n) const noexcept { return detail::powersgd_shape_of(n, rank); }
+
+  /// Exactly the payload size: 24 + 4k(m + p) bytes.
+  std::size_t max_encoded_bytes(std::size_t n) const noexcept
+  {
+    return wire::header_bytes + sizeof(float) * shape(n).factor_count();
+  }
+
+  /// Writes this rank's own factors P̂ and Q (one warm-started power step,
+  /// no communication) and keeps Q for the bucket's next step.
+  std::size_t encode(const codec_context& ctx, host_span<const float> in, host_span<std::byte> out)
+  {
+    check_usable();
+    const detail::powersgd_shape s = shape(in.size());
+    const std::size_t bytes = max_encoded_bytes(in.size());
+    TERSE_EXPECTS(out.size() >= bytes, "powersgd needs max_encoded_bytes(n) = " + std::to_string(bytes) +
+                                           " bytes of output, got " + std::to_string(out.size()));
+    const std::uint32_t largest = detail::max_magnitude_bits(in.data(), in.size());
+    TERSE_CHECK(largest < detail::first_non_finite_bits, errc::non_finite,
+                "powersgd encode: the values hold NaN or Inf");
+    wire::write_header(
+        out,
+        {.codec = id, .param = static_cast<std::uint32_t>(s.k), .count = s.n, .aux = s.n == 0 ? 0 : s.shape_word()});
+    if (s.n == 0) {
+      return bytes;
+    }
+    detail::powersgd_bucket& b = state.bucket(ctx.bucket, s, ctx.shared_stream());
+    detail::normalise_columns(b.q.data(), b.q_hat.data(), s.p, s.k, ctx.shared_stream());
+
+    // Huge inputs: work on M·2^-e (exact scaling) and scale Q back by 2^e.
+    const float* values = in.data();
+    double scale_back = 1;
+    const float magnitude = detail::bits_float(largest);
+    if (magnitude >= detail::powersgd_unscaled_limit) {
+      int exponent = 0;
+      (void)std::frexp(magnitude, &exponent);
+      state.scaled.resize(in.size());
+      for (std::size_t i = 0; i < in.size(); ++i) {
+        state.scaled[i] = std::ldexp(in[i], -exponent);
+      }
+      values = state.scaled.data();
+      scale_back = std::ldexp(1.0, exponent);
+    }
+
+    float* p = b.p.data();
+    detail::powersgd_multiply_p<Blas>(values, s, b.q_hat.data(), p);
+    TERSE_CHECK(detail::orthonormalise_columns(p, s.m, s.k, b.work.data()), errc::internal,
+                "powersgd encode: P overflowed although the input was scaled");
+    detail::powersgd_multiply_q<Blas>(values, s, p, b.q_next.data());
+
+    std::byte* body = out.data() + wire::header_bytes;
+    std::memcpy(body, p, sizeof(float) * s.m * s.k);
+    body += sizeof(float) * s.m * s.k;
+    // Q on the wire: scaled back, each row shrunk if P̂·Qᵀ could overflow.
+    const double p_norm = detail::max_row_norm(p, s.m, s.k);
+    for (std::size_t j = 0; j < s.p; ++j) {
+      const float* row = b.q_next.data() + j * s.k;
+      const double norm = detail::max_row_norm(row, 1, s.k) * scale_back;
+      const double factor =
+          norm * p_norm > detail::powersgd_encode_product ? detail::powersgd_encode_product / (norm * p_norm) : 1.0;
+      for (std::size_t c = 0; c < s.k; ++c) {
+        wire::store(body + sizeof(float) * (j * s.k + c), static_cast<float>(row[c] * scale_back * factor));
+      }
+    }
+    std::swap(b.q, b.q_next);  // Q's direction is what carries over; its scale does not matter
+    return bytes;
+  }
+
+  /// Validates the payload completely, then acc += P·Qᵀ.
+  void decode_add(const codec_context&, host_span<const std::byte> payload, host_span<float> acc)
+  {
+    check_usable();
+    const detail::powersgd_shape s = shape(acc.size());
+    const wire::header h = wire::read_header(payload, id, s.n);
+    TERSE_CHECK(h.param == s.k && h.aux == (s.n == 0 ? 0 : s.shape_word()), errc::malformed_payload,
+                "powersgd payload has rank " + std::to_string(h.param) + " and shape word " + std::to_string(h.aux) +
+                    "; for " + std::to_string(s.n) + " values at rank " + std::to_string(rank) +
+                    " the receiver expects " + std::to_string(s.k) + " and " + std::to_string(s.shape_word()) + " (" +
+                    std::to_string(s.m) + "x" + std::to_string(s.p) + ")");
+    wire::expect_length(
+        payload,
+        wire::checked_add(wire::header_bytes,
+                          wire::checked_mul(sizeof(float), wire::checked_mul(s.k, wire::checked_add(s.m, s.p)))),
+        id);
+    if (s.n == 0) {
+      return;
+    }
+    state.factors.resize(s.factor_count());
+    std::memcpy(state.factors.data(), payload.data() + wire::header_bytes, sizeof(float) * s.factor_count());
+    const float* p = state.factors.data();
+    const float* q = p + s.m * s.k;
+    TERSE_CHECK(detail::max_magnitude_bits(p, s.factor_count()) < detail::first_non_finite_bits,
+                errc::malformed_payload, "powersgd payload holds a non-finite factor");
+    TERSE_CHECK(detail::max_row_norm(p, s.m, s.k) * detail::max_row_norm(q, s.p, s.k) <= detail::powersgd_max_product,
+                errc::malformed_payload, "powersgd payload's factors are so large that P·Qᵀ could overflow");
+    detail::powersgd_multiply_out<Blas>(p, q, s, 1.0f, acc.data());
+  }
+
+  /// One PowerSGD step across the ranks of `t`: replaces `values` (this
+  /// rank's M, already error-compensated) with the rank-k approximation of
+  /// the average of every rank's M, identical on all ranks. Calls
+  /// `t.allreduce(span, reduce_op::average)` twice (P and a flag, then Q).
+  /// Every rank must call it with the same bucket and size.
+  template <class Transport>
+  void reduce(const codec_context& ctx, Transport& t, host_span<float> values)
+  {
+    check_usable();
+    const detail::powersgd_shape s = shape(values.size());
+    if (s.n == 0) {
+      return;
+    }
+    detail::powersgd_bucket& b = state.bucket(ctx.bucket, s, ctx.shared_stream());
+    const bool finite = detail::max_magnitude_bits(values.data(), values.size()) < detail::first_non_finite_bits;
+    detail::normalise_columns(b.q.data(), b.q_hat.data(), s.p, s.k, ctx.shared_stream());
+
+    const std::size_t flag_at = s.m * s.k;
+    float* p = b.p.data();
+    if (finite) {
+      detail::powersgd_multiply_p<Blas>(values.data(), s, b.q_hat.data(), p);
+    } else {
+      std::fill(p, p + flag_at, 0.0f);
+    }
+    p[flag_at] = finite ? 0.0f : 1.0f;
+    t.allreduce(host_span<float>(p, flag_at + 1), reduce_op::average);
+
+    // Every rank sees the same averaged P and flag, so all decide alike.
+    const bool flagged = p[flag_at] != 0.0f;
+    const bool ok = !flagged && detail::orthonormalise_columns(p, s.m, s.k, b.work.data());
+    if (ok) {
+      detail::powersgd_multiply_q<Blas>(values.data(), s, p, b.q_next.data());
+    } else {
+      std::fill(b.q_next.begin(), b.q_next.end(), 0.0f);  // still take part, so no peer hangs
+    }
+    t.allreduce(host_span<float>(b.q_next), reduce_op::average);
+
+    TERSE_CHECK(!flagged, errc::non_finite, "powersgd reduce: a rank's values hold NaN or Inf");
+    TERSE_CHECK(ok && detail::max_magnitude_bits(b.q_next.data(), b.q_next.size()) < detail::first_non_finite_bits &&
+                    detail::max_row_norm(p, s.m, s.k) * detail::max_row_norm(b.q_next.data(), s.p, s.k) <=
+                        detail::powersgd_max_product,
+                errc::non_finite, "powersgd reduce: the averaged factors overflow float (values too large)");
+    detail::powersgd_multiply_out<Blas>(p, b.q_next.data(), s, 0.0f, values.data());
+    std::swap(b.q, b.q_next);
+  }
+
+  void save(state_writer& out) const { state.save(out, rank); }
+  /// Replaces every bucket's Q with the saved one; errc::io (state kept) when
+  /// the blob was saved with another rank or holds a shape this rank does
+  /// not give its n.
+  void load(state_reader& in) { state.load(in, rank); }
+
+  friend std::ostream& operator<<(std::ostream& os, const basic_powersgd& c)
+  {
+    return os << "powersgd{rank=" << c.rank << "}";
+  }
+
+ private:
+  void check_usable() const
+  {
+    static_assert(Blas::available,
+                  "compress::powersgd computes its host matrix products with BLAS: link terse::blas "
+                  "(find_package(terse COMPONENTS blas); Debian: apt-get install libopenblas-dev)");
+    TERSE_EXPECTS(rank >= 1, "powersgd needs rank >= 1");
+  }
+};
+
+/// PowerSGD with OpenBLAS (or the BLAS terse::blas found) on the host.
+using powersgd = basic_powersgd<>;
+
+}  // namespace terse::compress

@@ -26,6 +26,6 @@ terse_need_packages() {
 }
 
 # The toolchain and libraries every build uses.
-terse_base_packages=(cmake ninja-build g++ doctest-dev libbenchmark-dev libopenmpi-dev openmpi-bin)
+terse_base_packages=(cmake ninja-build g++ doctest-dev libbenchmark-dev libopenmpi-dev openmpi-bin libopenblas-dev)
 
 terse_jobs() { nproc 2>/dev/null || echo 2; }

@@ -1,0 +1,2 @@
+terse_add_fuzzer(sign_decode_fuzz SOURCES ${CMAKE_CURRENT_LIST_DIR}/sign_decode_fuzz.cpp)
+terse_add_fuzzer(randomk_decode_fuzz SOURCES ${CMAKE_CURRENT_LIST_DIR}/randomk_decode_fuzz.cpp)

@@ -1,0 +1,175 @@
+#pragma once
+/// @file
+/// Which SIMD fast paths the quantizers compile, and Philox4x32-10 on eight
+/// blocks at once with AVX2.
+///
+/// `TERSE_QUANTIZER_AVX2` is 1 when the translation unit is compiled with
+/// AVX2 and FMA (e.g. -march=native on a recent x86), for host code only.
+/// Every fast path has a portable twin that produces the same bits; the
+/// tests compare them. Compile every translation unit of a program with the
+/// same -m flags: the dispatching functions are inline.
+/// Define TERSE_NO_SIMD to force the portable paths.
+
+#include <terse/core/config.hpp>
+#include <terse/core/philox.hpp>
+
+#include <cstdint>
+
+#if !defined(TERSE_NO_SIMD) && defined(__AVX2__) && defined(__FMA__) && !defined(__CUDA_ARCH__)
+#define TERSE_QUANTIZER_AVX2 1
+#include <immintrin.h>
+#else
+#define TERSE_QUANTIZER_AVX2 0
+#endif
+
+#if TERSE_QUANTIZER_AVX2 && defined(__AVX512F__)
+#define TERSE_QUANTIZER_AVX512 1  // Philox on 512-bit registers (the rest stays AVX2)
+#else
+#define TERSE_QUANTIZER_AVX512 0
+#endif
+
+#if TERSE_QUANTIZER_AVX2
+namespace terse::detail {
+
+#if TERSE_QUANTIZER_AVX512
+using philox_vector = __m512i;  // eight blocks, one per 64-bit lane
+TERSE_FORCEINLINE philox_vector philox_broadcast(std::uint32_t x) noexcept
+{
+  return _mm512_set1_epi32(static_cast<int>(x));
+}
+#else
+using philox_vector = __m256i;  // four blocks, one per 64-bit lane
+TERSE_FORCEINLINE philox_vector philox_broadcast(std::uint32_t x) noexcept
+{
+  return _mm256_set1_epi32(static_cast<int>(x));
+}
+#endif
+
+/// A stream's Philox round keys and fixed counter words, broadcast once per
+/// call so the per-block work is only the rounds.
+struct philox8_keys {
+  philox_vector key0[10];
+  philox_vector key1[10];
+  philox_vector stream;
+  philox_vector step;
+
+  explicit philox8_keys(const random_stream& s) noexcept
+  {
+    std::uint32_t k0 = static_cast<std::uint32_t>(s.seed);
+    std::uint32_t k1 = static_cast<std::uint32_t>(s.seed >> 32);
+    for (int round = 0; round < 10; ++round) {
+      key0[round] = philox_broadcast(k0);
+      key1[round] = philox_broadcast(k1);
+      k0 += philox_w0;
+      k1 += philox_w1;
+    }
+    stream = philox_broadcast(s.stream);
+    step = philox_broadcast(s.step);
+  }
+};
+
+// Blocks live one per 64-bit lane with their counter words in the low 32
+// bits; the high halves hold junk that _mul_epu32 ignores, so a round is
+// two multiplies, two shifts and two three-way xors per register.
+
+#if TERSE_QUANTIZER_AVX512
+// The zero-masked forms with a full mask: the plain ones start from
+// _mm512_undefined_epi32(), which g++ 12 reports as maybe-uninitialized.
+inline constexpr __mmask8 all8 = 0xFF;
+
+/// One Philox round on eight blocks.
+TERSE_FORCEINLINE void philox_round8(__m512i c[4], __m512i key0, __m512i key1) noexcept
+{
+  const __m512i p0 = _mm512_maskz_mul_epu32(all8, c[0], _mm512_set1_epi32(static_cast<int>(philox_m0)));
+  const __m512i p1 = _mm512_maskz_mul_epu32(all8, c[2], _mm512_set1_epi32(static_cast<int>(philox_m1)));
+  c[0] = _mm512_ternarylogic_epi32(_mm512_maskz_srli_epi64(all8, p1, 32), c[1], key0, 0x96);  // three-way xor
+  c[1] = p1;
+  c[2] = _mm512_ternarylogic_epi32(_mm512_maskz_srli_epi64(all8, p0, 32), c[3], key1, 0x96);
+  c[3] = p0;
+}
+
+/// Philox4x32-10 of the 8 * groups blocks from 8 * group: out[4 * g + w]
+/// holds word w of blocks 8 * (group + g) + l in lane l. Equals
+/// random_stream::block.
+template <int Groups>
+TERSE_FORCEINLINE void philox_groups(const philox8_keys& keys, std::uint64_t group, __m256i out[4 * Groups]) noexcept
+{
+  __m512i c[Groups][4];
+  for (int g = 0; g < Groups; ++g) {
+    const std::uint64_t first = (group + static_cast<std::uint64_t>(g)) * 8;  // the low word cannot carry in 8
+    c[g][0] = _mm512_add_epi64(_mm512_set1_epi64(static_cast<long long>(static_cast<std::uint32_t>(first))),
+                               _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
+    c[g][1] = _mm512_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(first >> 32)));
+    c[g][2] = keys.stream;
+    c[g][3] = keys.step;
+  }
+  for (int round = 0; round < 10; ++round) {
+    for (int g = 0; g < Groups; ++g) {
+      philox_round8(c[g], keys.key0[round], keys.key1[round]);
+    }
+  }
+  for (int g = 0; g < Groups; ++g) {
+    for (int w = 0; w < 4; ++w) {
+      out[4 * g + w] = _mm512_maskz_cvtepi64_epi32(all8, c[g][w]);
+    }
+  }
+}
+#else
+/// One Philox round on four blocks.
+TERSE_FORCEINLINE void philox_round4(__m256i c[4], __m256i key0, __m256i key1) noexcept
+{
+  const __m256i p0 = _mm256_mul_epu32(c[0], _mm256_set1_epi32(static_cast<int>(philox_m0)));
+  const __m256i p1 = _mm256_mul_epu32(c[2], _mm256_set1_epi32(static_cast<int>(philox_m1)));
+  c[0] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), c[1]), key0);
+  c[1] = p1;
+  c[2] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), c[3]), key1);
+  c[3] = p0;
+}
+
+/// As above, on AVX2: blocks {0, 2, 4, 6} and {1, 3, 5, 7} of each group in
+/// two registers, interleaved into lanes at the end.
+template <int Groups>
+TERSE_FORCEINLINE void philox_groups(const philox8_keys& keys, std::uint64_t group, __m256i out[4 * Groups]) noexcept
+{
+  __m256i c[2 * Groups][4];
+  for (int g = 0; g < Groups; ++g) {
+    const std::uint64_t first = (group + static_cast<std::uint64_t>(g)) * 8;  // the low word cannot carry in 8
+    const __m256i low = _mm256_set1_epi64x(static_cast<long long>(static_cast<std::uint32_t>(first)));
+    c[2 * g][0] = _mm256_add_epi64(low, _mm256_setr_epi64x(0, 2, 4, 6));
+    c[2 * g + 1][0] = _mm256_add_epi64(low, _mm256_setr_epi64x(1, 3, 5, 7));
+    for (int h = 0; h < 2; ++h) {
+      c[2 * g + h][1] = _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(first >> 32)));
+      c[2 * g + h][2] = keys.stream;
+      c[2 * g + h][3] = keys.step;
+    }
+  }
+  for (int round = 0; round < 10; ++round) {
+    for (int r = 0; r < 2 * Groups; ++r) {
+      philox_round4(c[r], keys.key0[round], keys.key1[round]);
+    }
+  }
+  for (int g = 0; g < Groups; ++g) {
+    for (int w = 0; w < 4; ++w) {
+      out[4 * g + w] = _mm256_blend_epi32(c[2 * g][w], _mm256_slli_epi64(c[2 * g + 1][w], 32), 0xAA);
+    }
+  }
+}
+#endif
+
+/// Philox4x32-10 of blocks 8*group .. 8*group + 7: out[w] holds word w of
+/// the eight blocks, block 8*group + l in lane l.
+TERSE_FORCEINLINE void philox8(const philox8_keys& keys, std::uint64_t group, __m256i out[4]) noexcept
+{
+  philox_groups<1>(keys, group, out);
+}
+
+/// The dithers u = (k + 1/2) 2^-16 of the low (half 0) or high (half 1)
+/// 16 bits of eight words: the draws of eight consecutive elements.
+TERSE_FORCEINLINE __m256 dither8(__m256i words, int half) noexcept
+{
+  const __m256i k = half == 0 ? _mm256_and_si256(words, _mm256_set1_epi32(0xffff)) : _mm256_srli_epi32(words, 16);
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(k), _mm256_set1_ps(0x1p-16f), _mm256_set1_ps(0x1p-17f));
+}
+
+}  // namespace terse::detail
+#endif

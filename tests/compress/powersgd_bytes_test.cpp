@@ -26,7 +26,7 @@ static_assert(powersgd::id == terse::wire::codec_id::powersgd);
 
 namespace {
 
-/// P̂ (m×k) and Q (p×k) as they lie in a payload.
+/// P̂ (m×k) and Qᵀ (k×p) as they lie in a payload.
 struct factors {
   std::vector<float> p, q;
 };
@@ -112,7 +112,7 @@ TEST_CASE("powersgd encode writes orthonormal P and Q = M^T P, so decode is the 
       for (std::size_t j = 0; j < s.p; ++j) {
         double product = 0;
         for (std::size_t c = 0; c < s.k; ++c) {
-          product += static_cast<double>(f.p[i * s.k + c]) * f.q[j * s.k + c];
+          product += static_cast<double>(f.p[i * s.k + c]) * f.q[c * s.p + j];
         }
         const std::size_t at = i * s.p + j;
         residual[at] = (at < n ? values[at] : 0.0) - product;

@@ -31,7 +31,8 @@
 /// factors (no communication); `decode_add` adds P·Qᵀ. Payload:
 ///
 ///     header: codec powersgd, param = k, count = n, aux = m << 32 | p
-///     body:   P (m×k, row-major f32) then Q (p×k, row-major f32): 4k(m+p) bytes
+///     body:   P (m×k, row-major f32), then Q column by column (Qᵀ, k×p
+///             row-major f32): 4k(m+p) bytes
 ///
 /// Edge policy:
 /// - NaN or ±Inf in the values: `encode` throws errc::non_finite and keeps
@@ -112,19 +113,22 @@ struct basic_powersgd {
     const std::size_t bytes = max_encoded_bytes(in.size());
     TERSE_EXPECTS(out.size() >= bytes, "powersgd needs max_encoded_bytes(n) = " + std::to_string(bytes) +
                                            " bytes of output, got " + std::to_string(out.size()));
-    const std::uint32_t largest = detail::max_magnitude_bits(in.data(), in.size());
-    TERSE_CHECK(largest < detail::first_non_finite_bits, errc::non_finite,
-                "powersgd encode: the values hold NaN or Inf");
     wire::write_header(
         out,
         {.codec = id, .param = static_cast<std::uint32_t>(s.k), .count = s.n, .aux = s.n == 0 ? 0 : s.shape_word()});
     if (s.n == 0) {
       return bytes;
     }
+    detail::powersgd_new_bucket_guard created(state, ctx.bucket);
     detail::powersgd_bucket& b = state.bucket(ctx.bucket, s, ctx.shared_stream());
     detail::normalise_columns(b.q.data(), b.q_hat.data(), s.p, s.k, ctx.shared_stream());
+    float* p = b.p.data();
+    const std::uint32_t largest = detail::powersgd_multiply_p<Blas>(in.data(), s, b.q_hat.data(), p);
+    TERSE_CHECK(largest < detail::first_non_finite_bits, errc::non_finite,
+                "powersgd encode: the values hold NaN or Inf");
 
-    // Huge inputs: work on M·2^-e (exact scaling) and scale Q back by 2^e.
+    // Huge inputs: redo the product on M·2^-e (exact scaling) and scale Q
+    // back by 2^e below.
     const float* values = in.data();
     double scale_back = 1;
     const float magnitude = detail::bits_float(largest);
@@ -137,10 +141,8 @@ struct basic_powersgd {
       }
       values = state.scaled.data();
       scale_back = std::ldexp(1.0, exponent);
+      (void)detail::powersgd_multiply_p<Blas>(values, s, b.q_hat.data(), p);
     }
-
-    float* p = b.p.data();
-    detail::powersgd_multiply_p<Blas>(values, s, b.q_hat.data(), p);
     TERSE_CHECK(detail::orthonormalise_columns(p, s.m, s.k, b.work.data()), errc::internal,
                 "powersgd encode: P overflowed although the input was scaled");
     detail::powersgd_multiply_q<Blas>(values, s, p, b.q_next.data());
@@ -148,18 +150,24 @@ struct basic_powersgd {
     std::byte* body = out.data() + wire::header_bytes;
     std::memcpy(body, p, sizeof(float) * s.m * s.k);
     body += sizeof(float) * s.m * s.k;
-    // Q on the wire: scaled back, each row shrunk if P̂·Qᵀ could overflow.
+    // Q on the wire: scaled back, each row shrunk if P̂·Qᵀ could overflow
+    // (only ever for inputs near FLT_MAX).
     const double p_norm = detail::max_row_norm(p, s.m, s.k);
+    const float* qt = b.q_next.data();
     for (std::size_t j = 0; j < s.p; ++j) {
-      const float* row = b.q_next.data() + j * s.k;
-      const double norm = detail::max_row_norm(row, 1, s.k) * scale_back;
-      const double factor =
-          norm * p_norm > detail::powersgd_encode_product ? detail::powersgd_encode_product / (norm * p_norm) : 1.0;
+      double sum = 0;
       for (std::size_t c = 0; c < s.k; ++c) {
-        wire::store(body + sizeof(float) * (j * s.k + c), static_cast<float>(row[c] * scale_back * factor));
+        sum += static_cast<double>(qt[c * s.p + j]) * qt[c * s.p + j];
+      }
+      const double norm = std::sqrt(sum) * scale_back * p_norm;
+      const double factor =
+          scale_back * (norm > detail::powersgd_encode_product ? detail::powersgd_encode_product / norm : 1.0);
+      for (std::size_t c = 0; c < s.k; ++c) {
+        wire::store(body + sizeof(float) * (c * s.p + j), static_cast<float>(qt[c * s.p + j] * factor));
       }
     }
     std::swap(b.q, b.q_next);  // Q's direction is what carries over; its scale does not matter
+    created.keep();
     return bytes;
   }
 
@@ -185,12 +193,13 @@ struct basic_powersgd {
     state.factors.resize(s.factor_count());
     std::memcpy(state.factors.data(), payload.data() + wire::header_bytes, sizeof(float) * s.factor_count());
     const float* p = state.factors.data();
-    const float* q = p + s.m * s.k;
+    const float* qt = p + s.m * s.k;
     TERSE_CHECK(detail::max_magnitude_bits(p, s.factor_count()) < detail::first_non_finite_bits,
                 errc::malformed_payload, "powersgd payload holds a non-finite factor");
-    TERSE_CHECK(detail::max_row_norm(p, s.m, s.k) * detail::max_row_norm(q, s.p, s.k) <= detail::powersgd_max_product,
-                errc::malformed_payload, "powersgd payload's factors are so large that P·Qᵀ could overflow");
-    detail::powersgd_multiply_out<Blas>(p, q, s, 1.0f, acc.data());
+    TERSE_CHECK(
+        detail::max_row_norm(p, s.m, s.k) * detail::max_q_row_norm(qt, s.k, s.p) <= detail::powersgd_max_product,
+        errc::malformed_payload, "powersgd payload's factors are so large that P·Qᵀ could overflow");
+    detail::powersgd_multiply_out<Blas>(p, qt, s, 1.0f, acc.data());
   }
 
   /// One PowerSGD step across the ranks of `t`: replaces `values` (this
@@ -206,15 +215,15 @@ struct basic_powersgd {
     if (s.n == 0) {
       return;
     }
+    detail::powersgd_new_bucket_guard created(state, ctx.bucket);
     detail::powersgd_bucket& b = state.bucket(ctx.bucket, s, ctx.shared_stream());
-    const bool finite = detail::max_magnitude_bits(values.data(), values.size()) < detail::first_non_finite_bits;
     detail::normalise_columns(b.q.data(), b.q_hat.data(), s.p, s.k, ctx.shared_stream());
 
     const std::size_t flag_at = s.m * s.k;
     float* p = b.p.data();
-    if (finite) {
-      detail::powersgd_multiply_p<Blas>(values.data(), s, b.q_hat.data(), p);
-    } else {
+    const bool finite =
+        detail::powersgd_multiply_p<Blas>(values.data(), s, b.q_hat.data(), p) < detail::first_non_finite_bits;
+    if (!finite) {
       std::fill(p, p + flag_at, 0.0f);
     }
     p[flag_at] = finite ? 0.0f : 1.0f;
@@ -232,11 +241,12 @@ struct basic_powersgd {
 
     TERSE_CHECK(!flagged, errc::non_finite, "powersgd reduce: a rank's values hold NaN or Inf");
     TERSE_CHECK(ok && detail::max_magnitude_bits(b.q_next.data(), b.q_next.size()) < detail::first_non_finite_bits &&
-                    detail::max_row_norm(p, s.m, s.k) * detail::max_row_norm(b.q_next.data(), s.p, s.k) <=
+                    detail::max_row_norm(p, s.m, s.k) * detail::max_q_row_norm(b.q_next.data(), s.k, s.p) <=
                         detail::powersgd_max_product,
                 errc::non_finite, "powersgd reduce: the averaged factors overflow float (values too large)");
     detail::powersgd_multiply_out<Blas>(p, b.q_next.data(), s, 0.0f, values.data());
     std::swap(b.q, b.q_next);
+    created.keep();
   }
 
   void save(state_writer& out) const { state.save(out, rank); }

@@ -1,7 +1,7 @@
 #pragma once
 /// @file
 /// PowerSGD's host state: per bucket id, the shape and the warm-start Q
-/// (p×k, row-major) plus the scratch one step needs, allocated when the
+/// (stored transposed, k×p row-major: column by column) plus the scratch one step needs, allocated when the
 /// bucket is first seen and reused after. Also the saved-state layout,
 /// shared with the CUDA state so a blob written by either loads into
 /// either:
@@ -10,7 +10,7 @@
 ///       u32 rank, u64 bucket count
 ///       per bucket, in increasing id order:
 ///         section "powersgd.bucket"
-///         u32 id, u64 n, u64 m, u64 p, u64 k, f32[p·k] Q
+///         u32 id, u64 n, u64 m, u64 p, u64 k, f32[k·p] Qᵀ (Q column by column)
 
 #include <terse/compress/detail/powersgd_host.hpp>
 #include <terse/compress/detail/powersgd_math.hpp>
@@ -30,9 +30,9 @@ namespace terse::detail {
 
 struct powersgd_bucket {
   powersgd_shape shape;
-  std::vector<float> q;       ///< committed warm start, p×k
-  std::vector<float> q_hat;   ///< this step's Q with unit columns
-  std::vector<float> q_next;  ///< Mᵀ·P̂ before it is committed
+  std::vector<float> q;       ///< committed warm start Qᵀ, k×p
+  std::vector<float> q_hat;   ///< this step's Qᵀ with unit rows (Q's columns)
+  std::vector<float> q_next;  ///< (Mᵀ·P̂)ᵀ before it is committed
   std::vector<float> p;       ///< P (m×k), then P̂, plus one flag slot for reduce
   std::vector<double> work;   ///< Gram–Schmidt scratch, m×k
 
@@ -153,6 +153,30 @@ struct powersgd_host_state {
     }
     buckets = std::move(loaded);
   }
+};
+
+/// Forgets a bucket that the current call created unless the call
+/// succeeds (keep()), so a failed first step leaves no state behind.
+class powersgd_new_bucket_guard {
+ public:
+  powersgd_new_bucket_guard(powersgd_host_state& state, bucket_id id)
+      : state_(&state), id_(id), fresh_(!state.buckets.contains(id))
+  {
+  }
+  powersgd_new_bucket_guard(const powersgd_new_bucket_guard&) = delete;
+  powersgd_new_bucket_guard& operator=(const powersgd_new_bucket_guard&) = delete;
+  ~powersgd_new_bucket_guard()
+  {
+    if (fresh_) {
+      state_->buckets.erase(id_);
+    }
+  }
+  void keep() noexcept { fresh_ = false; }
+
+ private:
+  powersgd_host_state* state_;
+  bucket_id id_;
+  bool fresh_;
 };
 
 }  // namespace terse::detail

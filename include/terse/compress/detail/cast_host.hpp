@@ -1,0 +1,217 @@
+#pragma once
+/// @file
+/// Host loops of `compress::cast<Storage>`: convert (optionally with the
+/// residual), check 16-bit values, and add them into an accumulator. The
+/// F16C (fp16) and AVX2 (bf16) paths produce the same bits as the portable
+/// ones; the tests compare them on random bit patterns.
+///
+/// Outputs and payloads are byte pointers of any alignment.
+
+#include <terse/compress/detail/cast_math.hpp>
+#include <terse/core/numeric.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#if !defined(TERSE_NO_SIMD) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && !defined(__CUDA_ARCH__)
+#define TERSE_CAST_SIMD 1
+#include <immintrin.h>
+#else
+#define TERSE_CAST_SIMD 0
+#endif
+
+namespace terse::detail {
+
+/// Elements converted per stack chunk in the portable loops.
+inline constexpr std::size_t cast_chunk = 512;
+
+/// Converts n values (g, or g + e_old when e_old is set, writing
+/// e_new = p - float(cast(p))) into 2n bytes at `out`. Returns false if a
+/// value was NaN or Inf (the output is then unspecified).
+template <class Storage>
+bool cast_encode_portable(const float* g, const float* e_old, float* e_new, std::size_t n, std::byte* out) noexcept
+{
+  using rule = cast_rule<Storage>;
+  std::uint16_t bits[cast_chunk];
+  bool finite = true;
+  for (std::size_t first = 0; first < n; first += cast_chunk) {
+    const std::size_t count = std::min(cast_chunk, n - first);
+    bool bad = false;
+    for (std::size_t i = 0; i < count; ++i) {
+      const float p = e_old == nullptr ? g[first + i] : g[first + i] + e_old[first + i];
+      bad |= (float_bits(p) & 0x7f800000u) == 0x7f800000u;
+      bits[i] = rule::encode(p);
+      if (e_new != nullptr) {
+        e_new[first + i] = p - rule::decode(bits[i]);
+      }
+    }
+    finite = finite && !bad;
+    std::memcpy(out + 2 * first, bits, 2 * count);
+  }
+  return finite;
+}
+
+/// True if none of the n 16-bit values at `in` is Inf or NaN.
+template <class Storage>
+bool cast_all_finite_portable(const std::byte* in, std::size_t n) noexcept
+{
+  std::uint16_t bits[cast_chunk];
+  std::uint32_t bad = 0;
+  for (std::size_t first = 0; first < n; first += cast_chunk) {
+    const std::size_t count = std::min(cast_chunk, n - first);
+    std::memcpy(bits, in + 2 * first, 2 * count);
+    for (std::size_t i = 0; i < count; ++i) {
+      bad |= static_cast<std::uint32_t>((bits[i] & cast_rule<Storage>::exponent_mask) ==
+                                        cast_rule<Storage>::exponent_mask);
+    }
+  }
+  return bad == 0;
+}
+
+/// out[i] (+)= float(value i) for the n 16-bit values at `in`.
+template <class Storage, bool Add>
+void cast_decode_portable(const std::byte* in, std::size_t n, float* out) noexcept
+{
+  std::uint16_t bits[cast_chunk];
+  for (std::size_t first = 0; first < n; first += cast_chunk) {
+    const std::size_t count = std::min(cast_chunk, n - first);
+    std::memcpy(bits, in + 2 * first, 2 * count);
+    for (std::size_t i = 0; i < count; ++i) {
+      const float v = cast_rule<Storage>::decode(bits[i]);
+      out[first + i] = Add ? out[first + i] + v : v;
+    }
+  }
+}
+
+#if TERSE_CAST_SIMD
+/// Eight values to 16-bit storage bits (in the low halves of int32 lanes
+/// for bf16, packed for fp16), and the non-finite check.
+template <class Storage>
+TERSE_FORCEINLINE __m128i cast8(__m256 p) noexcept
+{
+  if constexpr (std::is_same_v<Storage, fp16>) {
+    const __m256 limit = _mm256_set1_ps(cast_rule<fp16>::max_finite);
+    const __m256 saturated = _mm256_min_ps(_mm256_max_ps(p, _mm256_set1_ps(-cast_rule<fp16>::max_finite)), limit);
+    return _mm256_cvtps_ph(saturated, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  } else {
+    const __m256i bits = _mm256_castps_si256(p);
+    const __m256i magnitude = _mm256_min_epu32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff)),
+                                               _mm256_set1_epi32(static_cast<int>(cast_rule<bf16>::max_finite_bits)));
+    const __m256i round = _mm256_add_epi32(_mm256_set1_epi32(0x7fff),
+                                           _mm256_and_si256(_mm256_srli_epi32(magnitude, 16), _mm256_set1_epi32(1)));
+    const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(magnitude, round), 16);
+    const __m256i sign = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x8000));
+    const __m256i halves = _mm256_or_si256(rounded, sign);
+    return _mm_packus_epi32(_mm256_castsi256_si128(halves), _mm256_extracti128_si256(halves, 1));
+  }
+}
+
+/// Eight 16-bit storage values to floats.
+template <class Storage>
+TERSE_FORCEINLINE __m256 widen8(__m128i h) noexcept
+{
+  if constexpr (std::is_same_v<Storage, fp16>) {
+    return _mm256_cvtph_ps(h);
+  } else {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+}
+
+template <class Storage>
+bool cast_encode_simd(const float* g, const float* e_old, float* e_new, std::size_t n, std::byte* out) noexcept
+{
+  // fma(p, 0, check) stays 0 for finite p and becomes NaN for Inf or NaN.
+  __m256 check0 = _mm256_setzero_ps();
+  __m256 check1 = _mm256_setzero_ps();
+  const __m256 zero = _mm256_setzero_ps();
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256 p0 = _mm256_loadu_ps(g + i);
+    __m256 p1 = _mm256_loadu_ps(g + i + 8);
+    if (e_old != nullptr) {
+      p0 = _mm256_add_ps(p0, _mm256_loadu_ps(e_old + i));
+      p1 = _mm256_add_ps(p1, _mm256_loadu_ps(e_old + i + 8));
+    }
+    check0 = _mm256_fmadd_ps(p0, zero, check0);
+    check1 = _mm256_fmadd_ps(p1, zero, check1);
+    const __m128i h0 = cast8<Storage>(p0);
+    const __m128i h1 = cast8<Storage>(p1);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * i), h0);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * i + 16), h1);
+    if (e_new != nullptr) {
+      _mm256_storeu_ps(e_new + i, _mm256_sub_ps(p0, widen8<Storage>(h0)));
+      _mm256_storeu_ps(e_new + i + 8, _mm256_sub_ps(p1, widen8<Storage>(h1)));
+    }
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, _mm256_add_ps(check0, check1));
+  bool finite = cast_encode_portable<Storage>(g + i, e_old == nullptr ? nullptr : e_old + i,
+                                              e_new == nullptr ? nullptr : e_new + i, n - i, out + 2 * i);
+  for (float lane : lanes) {
+    finite = finite && lane == 0.0f;
+  }
+  return finite;
+}
+
+template <class Storage>
+bool cast_all_finite_simd(const std::byte* in, std::size_t n) noexcept
+{
+  const __m256i mask = _mm256_set1_epi16(static_cast<short>(cast_rule<Storage>::exponent_mask));
+  __m256i bad = _mm256_setzero_si256();
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 2 * i));
+    bad = _mm256_or_si256(bad, _mm256_cmpeq_epi16(_mm256_and_si256(h, mask), mask));
+  }
+  return _mm256_testz_si256(bad, bad) != 0 && cast_all_finite_portable<Storage>(in + 2 * i, n - i);
+}
+
+template <class Storage, bool Add>
+void cast_decode_simd(const std::byte* in, std::size_t n, float* out) noexcept
+{
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = widen8<Storage>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 2 * i)));
+    if constexpr (Add) {
+      v = _mm256_add_ps(_mm256_loadu_ps(out + i), v);
+    }
+    _mm256_storeu_ps(out + i, v);
+  }
+  cast_decode_portable<Storage, Add>(in + 2 * i, n - i, out + i);
+}
+#endif
+
+template <class Storage>
+bool cast_encode(const float* g, const float* e_old, float* e_new, std::size_t n, std::byte* out) noexcept
+{
+#if TERSE_CAST_SIMD
+  return cast_encode_simd<Storage>(g, e_old, e_new, n, out);
+#else
+  return cast_encode_portable<Storage>(g, e_old, e_new, n, out);
+#endif
+}
+
+template <class Storage>
+bool cast_all_finite(const std::byte* in, std::size_t n) noexcept
+{
+#if TERSE_CAST_SIMD
+  return cast_all_finite_simd<Storage>(in, n);
+#else
+  return cast_all_finite_portable<Storage>(in, n);
+#endif
+}
+
+template <class Storage, bool Add>
+void cast_decode(const std::byte* in, std::size_t n, float* out) noexcept
+{
+#if TERSE_CAST_SIMD
+  cast_decode_simd<Storage, Add>(in, n, out);
+#else
+  cast_decode_portable<Storage, Add>(in, n, out);
+#endif
+}
+
+}  // namespace terse::detail

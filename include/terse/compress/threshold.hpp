@@ -52,7 +52,12 @@ struct threshold {
   {
     const std::size_t n = in.size();
     std::byte* body = prepare(n, out);
-    const std::size_t c = detail::filter_at_least(in.data(), n, key(), 0, body, body + 4 * n);
+    const std::uint32_t threshold_key = key();
+    const std::size_t c =
+        detail::filter_to_body(n, body, [&](std::size_t at, std::size_t len, std::byte* index, std::byte* bits) {
+          return detail::filter_at_least(in.data() + at, len, threshold_key, static_cast<std::uint32_t>(at), index,
+                                         bits);
+        });
     return finish(n, c, out);
   }
 
@@ -65,8 +70,12 @@ struct threshold {
                   "threshold encode_residual needs g, e_old and e_new of one size");
     const std::size_t n = g.size();
     std::byte* body = prepare(n, out);
+    const std::uint32_t threshold_key = key();
     const std::size_t c =
-        detail::filter_residual(g.data(), e_old.data(), e_new.data(), n, key(), true, 0, body, body + 4 * n);
+        detail::filter_to_body(n, body, [&](std::size_t at, std::size_t len, std::byte* index, std::byte* bits) {
+          return detail::filter_residual(g.data() + at, e_old.data() + at, e_new.data() + at, len, threshold_key, true,
+                                         static_cast<std::uint32_t>(at), index, bits);
+        });
     return finish(n, c, out);
   }
 

@@ -154,6 +154,31 @@ inline std::size_t filter_residual(const float* g, const float* e_old, float* p_
   return written;
 }
 
+/// Runs a filter chunk by chunk into a small staging area and copies each
+/// chunk's pairs into a payload body that has room for n pairs: indices to
+/// the body's start, values (for now) to its second half, 4n bytes in.
+/// `filter(at, len, stage_index, stage_bits) -> kept` filters elements
+/// [at, at + len). Staging keeps the two output streams from sitting a
+/// multiple of 4 KiB apart, which thrashes the L1 (8x slower, measured).
+template <class Filter>
+std::size_t filter_to_body(std::size_t n, std::byte* body, Filter filter)
+{
+  constexpr std::size_t chunk = 2048;
+  constexpr std::size_t skew = 544;  // 2176 bytes mod 4096 between the two staging arrays
+  alignas(64) std::uint32_t stage[2 * chunk + skew];
+  std::byte* stage_index = reinterpret_cast<std::byte*>(stage);
+  std::byte* stage_bits = reinterpret_cast<std::byte*>(stage + chunk + skew);
+  std::size_t written = 0;
+  for (std::size_t at = 0; at < n; at += chunk) {
+    const std::size_t len = n - at < chunk ? n - at : chunk;
+    const std::size_t kept = filter(at, len, stage_index, stage_bits);
+    std::memcpy(body + 4 * written, stage_index, 4 * kept);
+    std::memcpy(body + 4 * n + 4 * written, stage_bits, 4 * kept);
+    written += kept;
+  }
+  return written;
+}
+
 // --- selection among candidates ------------------------------------------------
 
 /// How many keys lie above a band, and how many in it.

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <set>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "codec_test_support.hpp"
@@ -99,6 +100,21 @@ TEST_CASE("randomk: indices are distinct, sorted, in range, and Floyd's set for 
       CHECK((idx.empty() || idx.back() < n));
       CHECK(idx == reference_indices(context(), n, idx.size()));
     }
+  }
+}
+
+TEST_CASE("randomk: huge n: the sampler never touches O(n) memory and still replays Floyd exactly")
+{
+  // 2^40 values with k = 1100; and 2^62 values, where (value, draw) pairs
+  // no longer fit 64 bits and the hash-set fallback runs.
+  for (const auto& [n, density] : {std::pair{std::size_t{1} << 40, 1e-9}, std::pair{std::size_t{1} << 62, 2e-18}}) {
+    CAPTURE(n);
+    randomk codec{.density = density};
+    const auto idx = indices_of(codec, context(), n);
+    CHECK(idx.size() == codec.wire_count(n));
+    CHECK(std::adjacent_find(idx.begin(), idx.end(), [](auto a, auto b) { return a >= b; }) == idx.end());
+    CHECK(idx.back() < n);
+    CHECK(idx == reference_indices(context(), n, idx.size()));
   }
 }
 

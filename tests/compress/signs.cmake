@@ -5,6 +5,7 @@
 # which -mfma allows, changes nothing).
 set(terse_signs_test_sources
   ${CMAKE_CURRENT_LIST_DIR}/sign_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/terngrad_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/randomk_test.cpp)
 terse_add_test(signs_tests SOURCES ${terse_signs_test_sources})
 

@@ -5,7 +5,9 @@
 /// checks a decoder runs on it. Host only.
 
 #include <terse/compress/wire.hpp>
+#include <terse/core/config.hpp>
 #include <terse/core/error.hpp>
+#include <terse/compress/detail/packing.hpp>
 #include <terse/core/span.hpp>
 
 #include <cstddef>
@@ -14,19 +16,6 @@
 #include <string>
 
 namespace terse::detail {
-
-/// Buckets of `bucket` values covering n values (the last may be short).
-constexpr std::size_t bucket_count(std::size_t n, std::size_t bucket) noexcept
-{
-  return n / bucket + (n % bucket != 0 ? 1 : 0);
-}
-
-/// Bytes of a packed array of n codes of `bits` bits (bits divides 8).
-constexpr std::size_t packed_bytes(std::size_t n, std::size_t bits) noexcept
-{
-  const std::size_t per_byte = 8 / bits;
-  return n / per_byte + (n % per_byte != 0 ? 1 : 0);
-}
 
 /// Bit pattern of a float (alignment-free load from a payload).
 inline std::uint32_t load_u32(const std::byte* at) noexcept
@@ -38,7 +27,7 @@ inline std::uint32_t load_u32(const std::byte* at) noexcept
 
 /// A scale is valid when it is a non-negative finite float (+0 and
 /// subnormals included); as an integer that is exactly bits < 0x7f800000.
-constexpr bool valid_scale_bits(std::uint32_t bits) noexcept
+TERSE_HOST_DEVICE constexpr bool valid_scale_bits(std::uint32_t bits) noexcept
 {
   return bits < 0x7f800000u;
 }

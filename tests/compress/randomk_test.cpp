@@ -107,7 +107,9 @@ TEST_CASE("randomk: huge n: the sampler never touches O(n) memory and still repl
 {
   // 2^40 values with k = 1100; and 2^62 values, where (value, draw) pairs
   // no longer fit 64 bits and the hash-set fallback runs.
-  for (const auto& [n, density] : {std::pair{std::size_t{1} << 40, 1e-9}, std::pair{std::size_t{1} << 62, 2e-18}}) {
+  for (const auto& size : {std::pair{std::size_t{1} << 40, 1e-9}, std::pair{std::size_t{1} << 62, 2e-18}}) {
+    const std::size_t n = size.first;
+    const double density = size.second;
     CAPTURE(n);
     randomk codec{.density = density};
     const auto idx = indices_of(codec, context(), n);

@@ -45,6 +45,7 @@
 #include <terse/core/policy_types.hpp>
 #include <terse/core/span.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -105,7 +106,7 @@ struct randomk {
     const std::size_t n = out.size();
     TERSE_EXPECTS(wire.size() == wire_count(n), "randomk::decode_values needs wire_count(n) values");
     const auto idx = indices(ctx, n);
-    std::memset(out.data(), 0, out.size_bytes());
+    std::fill(out.begin(), out.end(), 0.0f);
     for (std::size_t m = 0; m < idx.size(); ++m) {
       out[idx[m]] = wire[m];
     }

@@ -5,6 +5,7 @@
 /// significant bit of byte 0), so a field may straddle two bytes when b
 /// does not divide 8. Bits past the last field of the last byte are zero.
 
+#include <terse/compress/detail/packing.hpp>
 #include <terse/core/config.hpp>
 
 #include <cstddef>
@@ -12,12 +13,6 @@
 #include <cstring>
 
 namespace terse::detail {
-
-/// Bytes holding n fields of `bits` bits (the last one zero-padded).
-constexpr std::uint64_t packed_bytes(std::uint64_t n, unsigned bits) noexcept
-{
-  return (n / 8) * bits + ((n % 8) * bits + 7) / 8;  // n*bits/8 rounded up, without overflowing n*bits
-}
 
 /// Writes the low `bits` bits of `code` at bit `bitpos`, leaving every other
 /// bit as it was.

@@ -4,10 +4,10 @@
 /// the per-bucket scale array every bucketed body starts with, and the
 /// checks a decoder runs on it. Host only.
 
+#include <terse/compress/detail/packing.hpp>
 #include <terse/compress/wire.hpp>
 #include <terse/core/config.hpp>
 #include <terse/core/error.hpp>
-#include <terse/compress/detail/packing.hpp>
 #include <terse/core/span.hpp>
 
 #include <cstddef>

@@ -9,6 +9,7 @@
 ///     fields  n fields of Bits bits, packed little-endian (quantizer_bits.hpp),
 ///             the last byte zero-padded: ceil(n*Bits/8) bytes
 
+#include <terse/compress/detail/packing.hpp>
 #include <terse/compress/detail/quantizer_engine.hpp>
 #include <terse/compress/detail/quantizer_simd.hpp>
 #include <terse/compress/detail/uniform_math.hpp>
@@ -149,12 +150,6 @@ value_range min_max(quantizer_source src, std::size_t count) noexcept
 #else
   return min_max_portable<Residual>(src, count);
 #endif
-}
-
-/// Buckets of `bucket` values covering n values.
-constexpr std::uint64_t bucket_count(std::uint64_t n, std::uint64_t bucket) noexcept
-{
-  return n == 0 ? 0 : (n - 1) / bucket + 1;
 }
 
 /// Bytes of a uniform body (without the header) for n values.

@@ -1,0 +1,132 @@
+// The compressed allreduce against the dense one on a modelled network.
+// For each codec and world size, one averaging step runs on W in-process
+// ranks; a step's time is rank 0's measured compression CPU time (its
+// thread CPU time outside transport verbs) plus the communication time an
+// alpha-beta network at 1, 10 and 100 Gb/s (25/10/5 us latency) would take
+// for exactly the verbs it made. The dense allreduce of the same gradient
+// is run in the same iteration; the counters report both and the speedup.
+#include <terse/collective/allreduce.hpp>
+#include <terse/compress/cast.hpp>
+#include <terse/compress/dgc.hpp>
+#include <terse/compress/qsgd.hpp>
+#include <terse/compress/randomk.hpp>
+#include <terse/compress/sign.hpp>
+#include <terse/compress/terngrad.hpp>
+#include <terse/compress/topk.hpp>
+#include <terse/compress/uniform.hpp>
+#include <terse/feedback/residual.hpp>
+#include <terse/transport/metered.hpp>
+#include <terse/transport/simulated_network.hpp>
+#if defined(TERSE_WITH_BLAS)
+#include <terse/compress/powersgd.hpp>
+#endif
+
+#include "codec_bench_support.hpp"
+#include "cpu_timed.hpp"
+
+#include <array>
+#include <string>
+
+namespace {
+
+constexpr std::array<double, 3> gigabits{1.0, 10.0, 100.0};
+constexpr std::array<double, 3> latencies{25e-6, 10e-6, 5e-6};
+
+struct step_cost {
+  double compute_s = 0;                  // rank 0's compression CPU time
+  std::array<double, 3> comm_s{};        // modelled, per bandwidth
+  std::uint64_t bytes_sent = 0;          // rank 0, all verbs
+};
+
+/// One averaging step with `Codec` and `Feedback` on W ranks (a warm-up
+/// step first, so scratch and feedback state exist); rank 0's cost.
+template <class Codec, class Feedback>
+step_cost measure(int world, std::size_t n, const Codec& codec)
+{
+  step_cost cost;
+  const terse::layout shape = terse::layout::single(n);
+  terse::run_local(world, [&](terse::local_transport& local) {
+    terse::bench::cpu_timed timed(local);
+    terse::metered metered(timed);
+    terse::simulated_network at100(metered, terse::network_model::gbps(gigabits[2], latencies[2]));
+    terse::simulated_network at10(at100, terse::network_model::gbps(gigabits[1], latencies[1]));
+    terse::simulated_network at1(at10, terse::network_model::gbps(gigabits[0], latencies[0]));
+    terse::allreduce<Codec, Feedback, decltype(at1)> sync(at1, shape, {}, codec);
+    auto gradient = terse::bench::bench_gradient(n);
+    for (float& v : gradient) {
+      v *= static_cast<float>(1 + local.rank() % 3);  // ranks differ
+    }
+    std::vector<float> g = gradient;
+    sync.average(terse::host_span<float>(g));  // warm-up
+    g = gradient;
+    timed.reset();
+    metered.reset();
+    at1.reset();
+    at10.reset();
+    at100.reset();
+    local.barrier();
+    const double start = terse::bench::thread_cpu_seconds();
+    sync.average(terse::host_span<float>(g));
+    const double cpu = terse::bench::thread_cpu_seconds() - start;
+    if (local.rank() == 0) {
+      cost.compute_s = cpu - timed.seconds_in_verbs();
+      cost.comm_s = {at1.modelled_seconds(), at10.modelled_seconds(), at100.modelled_seconds()};
+      cost.bytes_sent = metered.counts().total().bytes_sent;
+    }
+  });
+  return cost;
+}
+
+template <class Codec, class Feedback = terse::feedback::residual>
+void compare(benchmark::State& state, Codec codec)
+{
+  const int world = static_cast<int>(state.range(0));
+  const auto n = static_cast<std::size_t>(state.range(1));
+  step_cost dense, compressed;
+  for (auto _ : state) {
+    dense = measure<terse::compress::identity, terse::feedback::none>(world, n, terse::compress::identity{});
+    compressed = measure<Codec, Feedback>(world, n, codec);
+    state.SetIterationTime(compressed.compute_s + compressed.comm_s[1]);
+  }
+  state.counters["W"] = world;
+  state.counters["compress_ms"] = compressed.compute_s * 1e3;
+  state.counters["wire_ratio"] =
+      static_cast<double>(dense.bytes_sent) / static_cast<double>(std::max<std::uint64_t>(compressed.bytes_sent, 1));
+  for (std::size_t b = 0; b < gigabits.size(); ++b) {
+    const std::string g = std::to_string(static_cast<int>(gigabits[b])) + "g";
+    const double dense_s = dense.compute_s + dense.comm_s[b];
+    const double ours_s = compressed.compute_s + compressed.comm_s[b];
+    state.counters["dense_ms_" + g] = dense_s * 1e3;
+    state.counters["ms_" + g] = ours_s * 1e3;
+    state.counters["speedup_" + g] = dense_s / ours_s;
+  }
+}
+
+// W = 8 on 2^24 floats (a 64 MiB gradient); W = 64 on 2^22 (the 64 ranks
+// share one machine's memory).
+void worlds(benchmark::internal::Benchmark* b)
+{
+  b->Args({8, std::int64_t{1} << 24});
+  b->Args({64, std::int64_t{1} << 22});
+  b->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+}
+
+}  // namespace
+
+BENCHMARK_CAPTURE(compare, cast_bf16, terse::compress::cast_bf16{})->Apply(worlds);
+BENCHMARK_CAPTURE(compare, cast_fp16, terse::compress::cast_fp16{})->Apply(worlds);
+BENCHMARK_CAPTURE(compare, uniform8, terse::compress::uniform<8>{})->Apply(worlds);
+BENCHMARK_CAPTURE(compare, uniform4, terse::compress::uniform<4>{})->Apply(worlds);
+BENCHMARK_CAPTURE(compare, uniform2, terse::compress::uniform<2>{})->Apply(worlds);
+BENCHMARK_CAPTURE(compare, qsgd127, terse::compress::qsgd<127>{})->Apply(worlds);
+BENCHMARK_CAPTURE(compare, qsgd7, terse::compress::qsgd<7>{})->Apply(worlds);
+BENCHMARK_CAPTURE(compare, sign, terse::compress::sign{})->Apply(worlds);
+BENCHMARK_CAPTURE(compare, terngrad, terse::compress::terngrad{})->Apply(worlds);
+BENCHMARK_CAPTURE(compare, topk_1pct, terse::compress::topk{.density = 0.01f})->Apply(worlds);
+BENCHMARK_CAPTURE(compare, dgc_0_1pct, terse::compress::dgc{.density = 0.001f})->Apply(worlds);
+BENCHMARK_CAPTURE(compare, randomk_1pct, terse::compress::randomk{.density = 0.01})->Apply(worlds);
+#if defined(TERSE_WITH_BLAS)
+BENCHMARK_CAPTURE(compare, powersgd_r2, terse::compress::powersgd{.rank = 2})->Apply(worlds);
+#endif
+
+BENCHMARK_MAIN();

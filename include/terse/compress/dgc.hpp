@@ -113,11 +113,17 @@ struct dgc {
   /// length, ascending in-range indices, finite values), then adds it.
   void decode_add(const codec_context&, host_span<const std::byte> payload, host_span<float> accumulator) const
   {
-    const auto view =
-        detail::validate_sparse_payload(payload, id, accumulator.size(), [](std::uint32_t param, std::uint64_t) {
-          return detail::sparse_header_verdict{detail::valid_density(detail::bits_float(param)), 0};
-        });
+    const std::uint64_t n = accumulator.size();
+    const auto view = detail::validate_sparse_payload(
+        payload, id, n, [n](std::uint32_t param, std::uint64_t count) { return header_verdict(param, count, n); });
     detail::add_sparse_body(view, accumulator);
+  }
+
+  /// Whether a header's parameter (density bits) is usable; any count up
+  /// to n is (the band depends on the sender's tolerance).
+  static detail::sparse_header_verdict header_verdict(std::uint32_t param, std::uint64_t, std::uint64_t)
+  {
+    return {detail::valid_density(detail::bits_float(param)), 0};
   }
 
   void save(state_writer& out) const { thresholds.save(out); }
@@ -142,8 +148,7 @@ struct dgc {
   template <class Source>
   std::uint32_t sampled_threshold(const codec_context& ctx, const Source& source, std::size_t n, std::size_t k)
   {
-    const auto wanted = static_cast<std::size_t>(std::ceil(static_cast<double>(sample_fraction) * n));
-    const std::size_t m = std::min(n, std::max<std::size_t>(wanted, 1024));
+    const auto m = static_cast<std::size_t>(detail::dgc_sample_size(n, sample_fraction));
     if (scratch.sample.size() < m) {
       scratch.sample.resize(m);
     }
@@ -151,9 +156,7 @@ struct dgc {
     for (std::size_t j = 0; j < m; ++j) {
       scratch.sample[j] = detail::magnitude_key(source.at(detail::sample_position(stream.bits(j), n)));
     }
-    const auto rank = static_cast<std::size_t>(
-        std::clamp(std::ceil(static_cast<double>(k) * static_cast<double>(m) / static_cast<double>(n)), 1.0,
-                   static_cast<double>(m)));
+    const auto rank = static_cast<std::size_t>(detail::dgc_sample_rank(k, m, n));
     const std::uint32_t key = detail::kth_largest(scratch.sample.data(), m, rank);
     return std::clamp<std::uint32_t>(key, 1u, detail::non_finite_key);
   }
@@ -171,7 +174,11 @@ struct dgc {
       detail::select_all(source, n, indices, detail::sparse_values(out.data(), c), "dgc");
     } else if (k > 0) {
       const auto kept = thresholds.find(ctx.bucket);
-      const std::uint32_t threshold = reuse_threshold && kept ? *kept : sampled_threshold(ctx, source, n, k);
+      // A kept threshold (perhaps loaded) is clamped like a sampled one, so
+      // NaN and Inf always pass the filter.
+      const std::uint32_t threshold = reuse_threshold && kept
+                                          ? std::clamp<std::uint32_t>(*kept, 1u, detail::non_finite_key)
+                                          : sampled_threshold(ctx, source, n, k);
       scratch.count = 0;
       source.first_pass(scratch, n, threshold);
       detail::check_candidates_finite(scratch, "dgc");

@@ -83,12 +83,17 @@ struct threshold {
   /// in-range indices, finite values with |v| >= tau), then adds it.
   void decode_add(const codec_context&, host_span<const std::byte> payload, host_span<float> accumulator) const
   {
-    const auto view =
-        detail::validate_sparse_payload(payload, id, accumulator.size(), [](std::uint32_t param, std::uint64_t) {
-          // tau's sign is clear and it is finite; every value must reach it.
-          return detail::sparse_header_verdict{param < detail::non_finite_key, param};
-        });
+    const std::uint64_t n = accumulator.size();
+    const auto view = detail::validate_sparse_payload(
+        payload, id, n, [n](std::uint32_t param, std::uint64_t count) { return header_verdict(param, count, n); });
     detail::add_sparse_body(view, accumulator);
+  }
+
+  /// Whether a header's parameter (tau's bits) is usable: sign clear and
+  /// finite; every value must then reach tau.
+  static detail::sparse_header_verdict header_verdict(std::uint32_t param, std::uint64_t, std::uint64_t)
+  {
+    return {param < detail::non_finite_key, param};
   }
 
   friend std::ostream& operator<<(std::ostream& os, const threshold& c)

@@ -85,13 +85,17 @@ struct topk {
   void decode_add(const codec_context&, host_span<const std::byte> payload, host_span<float> accumulator) const
   {
     const std::uint64_t n = accumulator.size();
-    const auto view =
-        detail::validate_sparse_payload(payload, id, accumulator.size(), [n](std::uint32_t param, std::uint64_t count) {
-          const float wire_density = detail::bits_float(param);
-          return detail::sparse_header_verdict{
-              detail::valid_density(wire_density) && count == detail::topk_count(wire_density, n), 0};
-        });
+    const auto view = detail::validate_sparse_payload(
+        payload, id, n, [n](std::uint32_t param, std::uint64_t count) { return header_verdict(param, count, n); });
     detail::add_sparse_body(view, accumulator);
+  }
+
+  /// Whether a header's parameter (density bits) and pair count are
+  /// consistent for n values (used by the host and device decoders).
+  static detail::sparse_header_verdict header_verdict(std::uint32_t param, std::uint64_t count, std::uint64_t n)
+  {
+    const float wire_density = detail::bits_float(param);
+    return {detail::valid_density(wire_density) && count == detail::topk_count(wire_density, n), 0};
   }
 
   friend std::ostream& operator<<(std::ostream& os, const topk& c) { return os << "topk{density=" << c.density << "}"; }

@@ -89,6 +89,32 @@ TERSE_HOST_DEVICE TERSE_FORCEINLINE std::uint64_t sample_position(std::uint32_t 
   return (static_cast<std::uint64_t>(bits) * n) >> 32;
 }
 
+/// DGC's sample size: ceil(fraction * n), at least 1024, at most n. The
+/// host and device encoders both use it, so they sample the same positions.
+inline std::uint64_t dgc_sample_size(std::uint64_t n, float fraction) noexcept
+{
+  const double wanted = static_cast<double>(fraction) * static_cast<double>(n);
+  auto m = static_cast<std::uint64_t>(wanted);
+  if (static_cast<double>(m) < wanted) {
+    ++m;
+  }
+  m = m < 1024 ? 1024 : m;
+  return m > n ? n : m;
+}
+
+/// The rank (1-based, from the top) of DGC's threshold in an m-value
+/// sample: ceil(k m / n), within [1, m].
+inline std::uint64_t dgc_sample_rank(std::uint64_t k, std::uint64_t m, std::uint64_t n) noexcept
+{
+  const double wanted = static_cast<double>(k) * static_cast<double>(m) / static_cast<double>(n);
+  auto r = static_cast<std::uint64_t>(wanted);
+  if (static_cast<double>(r) < wanted) {
+    ++r;
+  }
+  r = r < 1 ? 1 : r;
+  return r > m ? m : r;
+}
+
 /// A cheap integer hash (lowbias32) that jitters strided sample positions so a
 /// periodic structure in the data cannot line up with the stride.
 TERSE_HOST_DEVICE TERSE_FORCEINLINE std::uint32_t sample_jitter(std::uint32_t x) noexcept

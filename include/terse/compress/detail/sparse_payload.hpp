@@ -62,35 +62,57 @@ struct sparse_header_verdict {
   std::uint32_t min_key = 0;
 };
 
-/// Validates header, length, indices (strictly increasing, < n) and values
-/// (finite, magnitude key >= the verdict's min_key).
-/// `check_header(param_bits, count) -> sparse_header_verdict` validates the
-/// codec's own header fields.
+/// What the header says once checked: the pair count and the least
+/// magnitude key a value may have.
+struct sparse_header_facts {
+  std::uint64_t count = 0;
+  std::uint32_t min_key = 0;
+};
+
+/// Checks a sparse payload's header (its first 24 bytes, `head`) and that
+/// the whole payload is `payload_size` = 24 + 8c bytes. `check_header(
+/// param_bits, count) -> sparse_header_verdict` validates the codec's own
+/// fields. Shared by the host decoder and the device decoder (which copies
+/// the header to the host).
 template <class CheckHeader>
-sparse_view validate_sparse_payload(host_span<const std::byte> payload, wire::codec_id id, std::size_t n,
-                                    CheckHeader check_header)
+sparse_header_facts check_sparse_header(host_span<const std::byte> head, std::uint64_t payload_size, wire::codec_id id,
+                                        std::size_t n, CheckHeader check_header)
 {
   const std::string codec(wire::to_string(id));
   TERSE_EXPECTS(n <= max_sparse_elements, codec + ": sparse payloads describe at most 2^32 values");
-  const wire::header h = wire::read_header(payload, id, n);
+  const wire::header h = wire::read_header(head, id, n);
   TERSE_CHECK(h.aux <= n, errc::malformed_payload,
               codec + " payload holds " + std::to_string(h.aux) + " pairs for " + std::to_string(n) + " values");
   const sparse_header_verdict verdict = check_header(h.param, h.aux);
   TERSE_CHECK(verdict.ok, errc::malformed_payload,
               codec + " payload has an invalid parameter or pair count for its parameter");
-  const std::uint32_t min_key = verdict.min_key;
-  wire::expect_length(payload, wire::checked_add(wire::header_bytes, wire::checked_mul(h.aux, 8)), id);
-  sparse_view view{payload.data() + wire::header_bytes, payload.data() + wire::header_bytes + 4 * h.aux, h.aux};
+  const std::uint64_t expected = wire::checked_add(wire::header_bytes, wire::checked_mul(h.aux, 8));
+  TERSE_CHECK(
+      payload_size == expected, errc::malformed_payload,
+      codec + " payload is " + std::to_string(payload_size) + " bytes; its header implies " + std::to_string(expected));
+  return {h.aux, verdict.min_key};
+}
+
+/// Validates header, length, indices (strictly increasing, < n) and values
+/// (finite, magnitude key >= the verdict's min_key).
+template <class CheckHeader>
+sparse_view validate_sparse_payload(host_span<const std::byte> payload, wire::codec_id id, std::size_t n,
+                                    CheckHeader check_header)
+{
+  const sparse_header_facts facts = check_sparse_header(payload, payload.size(), id, n, check_header);
+  sparse_view view{payload.data() + wire::header_bytes, payload.data() + wire::header_bytes + 4 * facts.count,
+                   facts.count};
   std::uint64_t next_allowed = 0;  // indices strictly increase: each is at least the last + 1
   bool ok = true;
   for (std::uint64_t j = 0; j < view.count; ++j) {
     const auto index = wire::load<std::uint32_t>(view.indices + 4 * j);
     const auto key = magnitude_key_of_bits(wire::load<std::uint32_t>(view.values + 4 * j));
-    ok &= index >= next_allowed && index < n && key < non_finite_key && key >= min_key;
+    ok &= index >= next_allowed && index < n && key < non_finite_key && key >= facts.min_key;
     next_allowed = std::uint64_t{index} + 1;
   }
-  TERSE_CHECK(ok, errc::malformed_payload,
-              codec + " payload has an index out of order or out of range, or a non-finite value");
+  TERSE_CHECK(
+      ok, errc::malformed_payload,
+      std::string(wire::to_string(id)) + " payload has an index out of order or out of range, or a non-finite value");
   return view;
 }
 

@@ -2,25 +2,24 @@
 /// @file
 /// Host loops of `compress::terngrad`: per bucket an integer max pass (the
 /// scale, and the non-finite check, in one), then a quantising pass over
-/// the same bucket (in L1). The AVX2 path runs Philox on 8 blocks at once
-/// (64 draws) and codes 8 values per step, for buckets that are a multiple
-/// of 4 values; the scalar path handles everything. Both follow
+/// the same bucket (in L1). The AVX2 path (built with AVX2 and FMA, see
+/// quantizer_simd.hpp) runs Philox on 8 blocks at once (64 draws) and codes
+/// 8 values per step, for buckets that are a multiple of 4 values; the
+/// scalar path handles everything. Both follow
 /// terngrad_math.hpp, so they write identical bytes (tested).
 
 #include <terse/compress/detail/quantizer_draws.hpp>
+#include <terse/compress/detail/quantizer_simd.hpp>
 #include <terse/compress/detail/signs_common.hpp>
 #include <terse/compress/detail/terngrad_math.hpp>
 #include <terse/core/error.hpp>
 #include <terse/core/philox.hpp>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
-
-#if defined(__AVX2__)
-#include <immintrin.h>
-#endif
 
 namespace terse::detail {
 
@@ -42,62 +41,16 @@ inline void terngrad_group_scalar(const random_stream& stream, std::uint64_t gro
   }
 }
 
-#if defined(__AVX2__)
+#if TERSE_QUANTIZER_AVX2
 inline constexpr bool terngrad_has_avx2 = true;
 
-/// hi and lo 32-bit halves of a * m for 8 lanes.
-TERSE_FORCEINLINE void terngrad_mulhilo(__m256i a, __m256i m, __m256i& hi, __m256i& lo)
-{
-  const __m256i even = _mm256_mul_epu32(a, m);                        // lanes 0, 2, 4, 6
-  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);  // lanes 1, 3, 5, 7
-  lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xaa);
-  hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xaa);
-}
-
-/// Philox4x32-10 of blocks first .. first + 7 (random_stream::block), as
-/// four registers: words[w] lane l = word w of block first + l.
-inline void terngrad_philox8(const random_stream& stream, std::uint64_t first, __m256i words[4])
-{
-  alignas(32) std::uint32_t low[8];
-  alignas(32) std::uint32_t high[8];
-  for (std::uint32_t l = 0; l < 8; ++l) {
-    const std::uint64_t block = first + l;
-    low[l] = static_cast<std::uint32_t>(block);
-    high[l] = static_cast<std::uint32_t>(block >> 32);
-  }
-  __m256i c0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(low));
-  __m256i c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(high));
-  __m256i c2 = _mm256_set1_epi32(static_cast<int>(stream.stream));
-  __m256i c3 = _mm256_set1_epi32(static_cast<int>(stream.step));
-  std::uint32_t k0 = static_cast<std::uint32_t>(stream.seed);
-  std::uint32_t k1 = static_cast<std::uint32_t>(stream.seed >> 32);
-  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(philox_m0));
-  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(philox_m1));
-  for (int round = 0; round < 10; ++round) {
-    if (round != 0) {
-      k0 += philox_w0;
-      k1 += philox_w1;
-    }
-    __m256i hi0, lo0, hi1, lo1;
-    terngrad_mulhilo(c0, m0, hi0, lo0);
-    terngrad_mulhilo(c2, m1, hi1, lo1);
-    c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32(static_cast<int>(k0)));
-    c1 = lo1;
-    c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32(static_cast<int>(k1)));
-    c3 = lo0;
-  }
-  words[0] = c0;
-  words[1] = c1;
-  words[2] = c2;
-  words[3] = c3;
-}
-
-/// The 64 draws of `group`, in element order: word w of the 8 blocks holds
-/// elements 16w .. 16w+7 (low halves) and 16w+8 .. 16w+15 (high halves).
-inline void terngrad_group_draws(const random_stream& stream, std::uint64_t group, std::uint32_t* out)
+/// The 64 draws of `group`, in element order, from the quantizers' 8-block
+/// Philox (AVX2, or AVX-512 where compiled for it): word w of the 8 blocks
+/// holds elements 16w .. 16w+7 (low halves) and 16w+8 .. 16w+15 (high).
+inline void terngrad_group_draws(const philox8_keys& keys, std::uint64_t group, std::uint32_t* out)
 {
   __m256i words[4];
-  terngrad_philox8(stream, group * 8, words);
+  philox8(keys, group, words);
   const __m256i low16 = _mm256_set1_epi32(0xffff);
   for (int w = 0; w < 4; ++w) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 16 * w), _mm256_and_si256(words[w], low16));
@@ -106,24 +59,13 @@ inline void terngrad_group_draws(const random_stream& stream, std::uint64_t grou
 }
 #else
 inline constexpr bool terngrad_has_avx2 = false;
-
-inline void terngrad_group_draws(const random_stream& stream, std::uint64_t group, std::uint32_t* out)
-{
-  terngrad_group_scalar(stream, group, out);
-}
 #endif
 
-/// Draws of elements j0 .. j0 + count - 1 (count <= 64) into out[0..count).
-template <bool Simd>
-void terngrad_draws(const random_stream& stream, std::uint64_t j0, std::size_t count, std::uint32_t* out)
+/// Draws of elements j0 .. j0 + count - 1 (count <= 64) into out[0..count),
+/// `fill(group, to)` writing the 64 draws of a group.
+template <class Fill>
+void terngrad_draws(Fill fill, std::uint64_t j0, std::size_t count, std::uint32_t* out)
 {
-  const auto fill = [&](std::uint64_t group, std::uint32_t* to) {
-    if constexpr (Simd) {
-      terngrad_group_draws(stream, group, to);
-    } else {
-      terngrad_group_scalar(stream, group, to);
-    }
-  };
   const std::size_t skip = static_cast<std::size_t>(j0 % draws_per_group);
   if (skip == 0 && count == draws_per_group) {
     fill(j0 / draws_per_group, out);
@@ -183,7 +125,8 @@ void terngrad_encode_scalar(terngrad_io io, const random_stream& stream, std::ui
     }
     for (std::size_t c = 0; c < count; c += draws_per_group) {
       const std::size_t len = count - c < draws_per_group ? count - c : draws_per_group;
-      terngrad_draws<false>(stream, offset + start + c, len, draws);
+      terngrad_draws([&](std::uint64_t group, std::uint32_t* to) { terngrad_group_scalar(stream, group, to); },
+                     offset + start + c, len, draws);
       for (std::size_t i = 0; i < len; ++i) {
         const std::size_t at = start + c + i;
         const unsigned code = terngrad_code(p[at], scale, draws[i]);
@@ -228,14 +171,19 @@ inline void terngrad_decode_scalar(const std::byte* scales, const std::byte* cod
   }
 }
 
-#if defined(__AVX2__)
-/// 8 sign-or-fire bits to 16 bits with a zero between each (bit e -> 2e).
-TERSE_FORCEINLINE unsigned terngrad_spread8(unsigned x) noexcept
-{
-  x = (x | (x << 4)) & 0x0f0fu;
-  x = (x | (x << 2)) & 0x3333u;
-  return (x | (x << 1)) & 0x5555u;
-}
+#if TERSE_QUANTIZER_AVX2
+/// spread[x]: the 8 bits of x moved to the even bits of 16 (bit e -> 2e).
+inline constexpr std::array<std::uint16_t, 256> terngrad_spread = [] {
+  std::array<std::uint16_t, 256> table{};
+  for (unsigned x = 0; x < 256; ++x) {
+    unsigned spread = 0;
+    for (unsigned e = 0; e < 8; ++e) {
+      spread |= ((x >> e) & 1u) << (2 * e);
+    }
+    table[x] = static_cast<std::uint16_t>(spread);
+  }
+  return table;
+}();
 
 /// AVX2 encoder; needs bucket % 4 == 0 so every bucket starts on a byte.
 template <bool Residual>
@@ -251,6 +199,8 @@ void terngrad_encode_avx2(terngrad_io io, const random_stream& stream, std::uint
   const __m256 step = _mm256_set1_ps(0x1p-16f);
   const __m256 half_step = _mm256_set1_ps(0x1p-17f);
   alignas(32) std::uint32_t draws[draws_per_group];
+  const philox8_keys keys(stream);
+  const auto fill = [&keys](std::uint64_t group, std::uint32_t* to) { terngrad_group_draws(keys, group, to); };
   for (std::size_t start = 0, b = 0; start < n; start += bucket, ++b) {
     const std::size_t count = n - start < bucket ? n - start : bucket;
     // Pass 1: max |p| as integers.
@@ -284,7 +234,7 @@ void terngrad_encode_avx2(terngrad_io io, const random_stream& stream, std::uint
     const __m256 vscale = _mm256_set1_ps(scale);
     for (std::size_t c = 0; c < count; c += draws_per_group) {
       const std::size_t len = count - c < draws_per_group ? count - c : draws_per_group;
-      terngrad_draws<true>(stream, offset + start + c, len, draws);
+      terngrad_draws(fill, offset + start + c, len, draws);
       const float* p = p_all + start + c;
       std::size_t e = 0;
       for (; e + 8 <= len; e += 8) {
@@ -297,7 +247,7 @@ void terngrad_encode_avx2(terngrad_io io, const random_stream& stream, std::uint
         const __m256 negative = _mm256_cmp_ps(x, zero, _CMP_LT_OQ);
         const auto f = static_cast<unsigned>(_mm256_movemask_ps(fire));
         const auto s = static_cast<unsigned>(_mm256_movemask_ps(negative));
-        const unsigned pair = terngrad_spread8(f & ~s) | (terngrad_spread8(f & s) << 1);
+        const unsigned pair = terngrad_spread[f & ~s & 0xffu] | (terngrad_spread[f & s] << 1);
         out[(c + e) / 4] = static_cast<unsigned char>(pair);
         out[(c + e) / 4 + 1] = static_cast<unsigned char>(pair >> 8);
         if constexpr (Residual) {
@@ -360,7 +310,7 @@ template <bool Residual>
 void terngrad_encode_body(terngrad_io io, const random_stream& stream, std::uint64_t offset, std::size_t n,
                           std::size_t bucket, std::byte* scales, std::byte* codes)
 {
-#if defined(__AVX2__)
+#if TERSE_QUANTIZER_AVX2
   if (bucket % 4 == 0) {
     terngrad_encode_avx2<Residual>(io, stream, offset, n, bucket, scales, codes);
     return;
@@ -373,7 +323,7 @@ void terngrad_encode_body(terngrad_io io, const random_stream& stream, std::uint
 inline void terngrad_decode_body(const std::byte* scales, const std::byte* codes, std::size_t n, std::size_t bucket,
                                  float* acc)
 {
-#if defined(__AVX2__)
+#if TERSE_QUANTIZER_AVX2
   if (bucket % 4 == 0) {
     terngrad_decode_avx2(scales, codes, n, bucket, acc);
     return;

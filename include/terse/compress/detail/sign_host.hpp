@@ -1,8 +1,9 @@
 #pragma once
 /// @file
-/// Host loops of `compress::sign`: an AVX2 path (one movemask per 8 signs,
-/// four double accumulators for the 16-lane mean-|v| sum) for buckets that
-/// are a multiple of 8 values, and a portable scalar path for everything.
+/// Host loops of `compress::sign`: an AVX2 path for buckets that are a
+/// multiple of 8 values (one movemask per 8 signs, four double accumulators
+/// for the 16-lane mean-|v| sum; compiled under -mavx2 or -march=native,
+/// off with TERSE_NO_SIMD), and a portable scalar path for everything.
 /// Both follow sign_math.hpp, so they write identical bytes (tested).
 
 #include <terse/compress/detail/sign_math.hpp>
@@ -15,8 +16,11 @@
 #include <cstring>
 #include <string>
 
-#if defined(__AVX2__)
+#if defined(__AVX2__) && !defined(TERSE_NO_SIMD) && !defined(__CUDA_ARCH__)
+#define TERSE_SIGN_AVX2 1
 #include <immintrin.h>
+#else
+#define TERSE_SIGN_AVX2 0
 #endif
 
 namespace terse::detail {
@@ -93,7 +97,7 @@ inline void sign_decode_scalar(const std::byte* scales, const std::byte* bits, s
   }
 }
 
-#if defined(__AVX2__)
+#if TERSE_SIGN_AVX2
 inline constexpr bool sign_has_avx2 = true;
 
 /// AVX2 encoder; needs bucket % 8 == 0 so every bucket starts on a byte.
@@ -205,7 +209,7 @@ inline constexpr bool sign_has_avx2 = false;
 template <bool Residual>
 void sign_encode_body(sign_io io, std::size_t n, std::size_t bucket, std::byte* scales, std::byte* bits)
 {
-#if defined(__AVX2__)
+#if TERSE_SIGN_AVX2
   if (bucket % 8 == 0) {
     sign_encode_avx2<Residual>(io, n, bucket, scales, bits);
     return;
@@ -218,7 +222,7 @@ void sign_encode_body(sign_io io, std::size_t n, std::size_t bucket, std::byte* 
 inline void sign_decode_body(const std::byte* scales, const std::byte* bits, std::size_t n, std::size_t bucket,
                              float* acc)
 {
-#if defined(__AVX2__)
+#if TERSE_SIGN_AVX2
   if (bucket % 8 == 0) {
     sign_decode_avx2(scales, bits, n, bucket, acc);
     return;

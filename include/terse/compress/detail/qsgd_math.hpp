@@ -73,7 +73,7 @@ struct qsgd_rule {
   TERSE_HOST_DEVICE TERSE_FORCEINLINE std::uint32_t code(float v, float u) const noexcept
   {
     const std::uint32_t bits = float_bits(v);
-    const float magnitude = bits_float(bits & 0x7fffffffu) * pre;
+    const float magnitude = mul_rn(bits_float(bits & 0x7fffffffu), pre);
     const std::uint32_t level = truncate_level(fma_rn(magnitude, scale, u), levels);
     return (level << 1) | (bits >> 31);
   }
@@ -81,7 +81,7 @@ struct qsgd_rule {
   /// The value a field decodes to.
   TERSE_HOST_DEVICE TERSE_FORCEINLINE float value(std::uint32_t field) const noexcept
   {
-    const float magnitude = static_cast<float>(field >> 1) * unit;
+    const float magnitude = mul_rn(static_cast<float>(field >> 1), unit);
     const float clipped = magnitude < norm ? magnitude : norm;
     return bits_float(float_bits(clipped) | (field << 31));
   }

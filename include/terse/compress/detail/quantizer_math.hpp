@@ -24,6 +24,17 @@ TERSE_HOST_DEVICE TERSE_FORCEINLINE float fma_rn(float a, float b, float c) noex
 #endif
 }
 
+/// a * b, never contracted into an fma with a later addition (nvcc
+/// contracts across statements; __fmul_rn is never contracted).
+TERSE_HOST_DEVICE TERSE_FORCEINLINE float mul_rn(float a, float b) noexcept
+{
+#if TERSE_IN_DEVICE_CODE
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
 /// 2^k as a float, for k in [-149, 127] (exact, subnormal below -126).
 TERSE_HOST_DEVICE TERSE_FORCEINLINE float pow2f(int k) noexcept
 {

@@ -41,7 +41,7 @@ struct uniform_rule {
     const double range = static_cast<double>(hi) - static_cast<double>(lo);
     if (range > 0) {
       rule.pre = prescale_for(range);
-      rule.plo = lo * rule.pre;
+      rule.plo = mul_rn(lo, rule.pre);
       rule.scale = static_cast<float>(static_cast<double>(levels) / (range * static_cast<double>(rule.pre)));
       rule.step = static_cast<float>(range / static_cast<double>(levels));
     }

@@ -57,7 +57,9 @@
 ///
 /// The host products go through BLAS (`Blas`, OpenBLAS's cblas_sgemm by
 /// default): link terse::blas. Without it this header still compiles, and
-/// using the codec fails to compile with a message saying so.
+/// using the codec fails to compile with a message saying so. The device
+/// twin (cuBLAS, same step, policy and saved-state layout) is
+/// cuda::powersgd_state in terse/cuda/powersgd.cuh.
 
 #include <terse/compress/detail/powersgd_host.hpp>
 #include <terse/compress/detail/powersgd_math.hpp>

@@ -42,6 +42,7 @@
 #include <terse/compress/detail/signs_common.hpp>
 #include <terse/compress/wire.hpp>
 #include <terse/core/error.hpp>
+#include <terse/core/numeric.hpp>
 #include <terse/core/policy_types.hpp>
 #include <terse/core/span.hpp>
 
@@ -138,10 +139,13 @@ struct randomk {
     TERSE_EXPECTS(e_old.size() == n && e_new.size() == n,
                   "randomk::encode_residual needs g, e_old and e_new of one size");
     const std::size_t bytes = prepare(n, out);
+    std::uint32_t bad = 0;  // detail::all_finite's test, fused into the one dense pass
     for (std::size_t i = 0; i < n; ++i) {
-      e_new[i] = g[i] + e_old[i];
+      const float p = g[i] + e_old[i];
+      e_new[i] = p;
+      bad |= (detail::float_bits(p) & 0x7fffffffu) + 0x00800000u;
     }
-    check_finite(e_new.data(), n);
+    TERSE_CHECK((bad & 0x80000000u) == 0, errc::non_finite, "randomk: input holds NaN or Inf");
     const auto idx = indices(ctx, n);
     const float s = scale(n);
     std::byte* body = out.data() + wire::header_bytes;

@@ -14,6 +14,7 @@
 #include <terse/compress/terngrad.hpp>
 #include <terse/compress/topk.hpp>
 #include <terse/compress/uniform.hpp>
+#include <terse/feedback/dgc_momentum.hpp>
 #include <terse/feedback/residual.hpp>
 #include <terse/transport/metered.hpp>
 #include <terse/transport/simulated_network.hpp>
@@ -77,8 +78,8 @@ step_cost measure(int world, std::size_t n, const Codec& codec)
   return cost;
 }
 
-template <class Codec, class Feedback = terse::feedback::residual>
-void compare(benchmark::State& state, Codec codec)
+template <class Codec, class Feedback>
+void compare(benchmark::State& state, const Codec& codec)
 {
   const int world = static_cast<int>(state.range(0));
   const auto n = static_cast<std::size_t>(state.range(1));
@@ -113,20 +114,38 @@ void worlds(benchmark::internal::Benchmark* b)
 
 }  // namespace
 
-BENCHMARK_CAPTURE(compare, cast_bf16, terse::compress::cast_bf16{})->Apply(worlds);
-BENCHMARK_CAPTURE(compare, cast_fp16, terse::compress::cast_fp16{})->Apply(worlds);
-BENCHMARK_CAPTURE(compare, uniform8, terse::compress::uniform<8>{})->Apply(worlds);
-BENCHMARK_CAPTURE(compare, uniform4, terse::compress::uniform<4>{})->Apply(worlds);
-BENCHMARK_CAPTURE(compare, uniform2, terse::compress::uniform<2>{})->Apply(worlds);
-BENCHMARK_CAPTURE(compare, qsgd127, terse::compress::qsgd<127>{})->Apply(worlds);
-BENCHMARK_CAPTURE(compare, qsgd7, terse::compress::qsgd<7>{})->Apply(worlds);
-BENCHMARK_CAPTURE(compare, sign, terse::compress::sign{})->Apply(worlds);
-BENCHMARK_CAPTURE(compare, terngrad, terse::compress::terngrad{})->Apply(worlds);
-BENCHMARK_CAPTURE(compare, topk_1pct, terse::compress::topk{.density = 0.01f})->Apply(worlds);
-BENCHMARK_CAPTURE(compare, dgc_0_1pct, terse::compress::dgc{.density = 0.001f})->Apply(worlds);
-BENCHMARK_CAPTURE(compare, randomk_1pct, terse::compress::randomk{.density = 0.01})->Apply(worlds);
-#if defined(TERSE_WITH_BLAS)
-BENCHMARK_CAPTURE(compare, powersgd_r2, terse::compress::powersgd{.rank = 2})->Apply(worlds);
-#endif
+// Each codec with the feedback it is used with: none for the unbiased
+// quantisers and the casts, residual (EF) for the biased ones, momentum
+// correction for DGC.
+template <class Codec, class Feedback>
+void add(const char* name, Codec codec)
+{
+  benchmark::RegisterBenchmark(name, [codec](benchmark::State& state) { compare<Codec, Feedback>(state, codec); })
+      ->Apply(worlds);
+}
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv)
+{
+  using terse::feedback::none;
+  using terse::feedback::residual;
+  namespace c = terse::compress;
+  add<c::cast_bf16, none>("cast_bf16", {});
+  add<c::cast_fp16, none>("cast_fp16", {});
+  add<c::uniform<8>, none>("uniform8", {});
+  add<c::uniform<4>, none>("uniform4", {});
+  add<c::uniform<2>, none>("uniform2", {});
+  add<c::qsgd<127>, none>("qsgd127", {});
+  add<c::qsgd<7>, none>("qsgd7", {});
+  add<c::terngrad, none>("terngrad", {});
+  add<c::sign, residual>("sign_ef", {});
+  add<c::topk, residual>("topk_1pct_ef", {.density = 0.01f});
+  add<c::dgc, terse::feedback::dgc_momentum>("dgc_0_1pct_momentum", {.density = 0.001f});
+  add<c::randomk, residual>("randomk_1pct_ef", {.density = 0.01});
+#if defined(TERSE_WITH_BLAS)
+  add<c::powersgd, residual>("powersgd_r2_ef", {.rank = 2});
+#endif
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

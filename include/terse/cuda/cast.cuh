@@ -132,9 +132,11 @@ __global__ void __launch_bounds__(cast_threads) cast_decode_kernel(const std::by
   quantizer_store_octet(out + i, count, v);
 }
 
+/// Enqueues the conversion of n values into 2n bytes at `values`;
+/// non-finite input sets a bit in the status word.
 template <class Storage, bool Residual>
-void cast_encode_device(const float* g, const float* e_old, float* e_new, std::uint64_t n, std::byte* values,
-                        cudaStream_t stream, device_workspace& workspace, const char* what)
+void cast_encode_enqueue(const float* g, const float* e_old, float* e_new, std::uint64_t n, std::byte* values,
+                         cudaStream_t stream, device_workspace& workspace)
 {
   if (n != 0) {
     cast_encode_kernel<Storage, Residual>
@@ -142,8 +144,32 @@ void cast_encode_device(const float* g, const float* e_old, float* e_new, std::u
                                                                                           workspace.status());
     TERSE_CUDA_TRY(cudaGetLastError());
   }
-  const std::uint32_t code = quantizer_take_status(workspace, stream);
-  TERSE_CHECK(code == 0, errc::non_finite, std::string(what) + ": the input holds NaN or Inf");
+}
+
+template <class Storage, bool Residual>
+void cast_encode_device(const float* g, const float* e_old, float* e_new, std::uint64_t n, std::byte* values,
+                        cudaStream_t stream, device_workspace& workspace, const char* what)
+{
+  cast_encode_enqueue<Storage, Residual>(g, e_old, e_new, n, values, stream, workspace);
+  quantizer_check_finite(workspace, stream, what);
+}
+
+/// Enqueues the Inf/NaN check of n payload values (status word).
+template <class Storage>
+void cast_validate_enqueue(const std::byte* values, std::uint64_t n, cudaStream_t stream, device_workspace& workspace)
+{
+  cast_validate_kernel<Storage>
+      <<<quantizer_blocks(bucket_count(n, 8), cast_threads), cast_threads, 0, stream>>>(values, n, workspace.status());
+  TERSE_CUDA_TRY(cudaGetLastError());
+}
+
+/// Enqueues out (+)= float(values) for n values.
+template <class Storage, bool Add>
+void cast_decode_enqueue(const std::byte* values, std::uint64_t n, float* out, cudaStream_t stream)
+{
+  cast_decode_kernel<Storage, Add>
+      <<<quantizer_blocks(bucket_count(n, 8), cast_threads), cast_threads, 0, stream>>>(values, n, out);
+  TERSE_CUDA_TRY(cudaGetLastError());
 }
 
 template <class Storage, bool Residual>
@@ -205,10 +231,8 @@ void decode_values(const compress::cast<Storage>&, const codec_context&, device_
 {
   TERSE_EXPECTS(wire.size() == out.size(), "cast decode_values: one output value per wire value");
   if (!out.empty()) {
-    detail::cast_decode_kernel<Storage, false>
-        <<<detail::quantizer_blocks(detail::bucket_count(out.size(), 8), detail::cast_threads), detail::cast_threads, 0,
-           stream>>>(reinterpret_cast<const std::byte*>(wire.data()), out.size(), out.data());
-    TERSE_CUDA_TRY(cudaGetLastError());
+    detail::cast_decode_enqueue<Storage, false>(reinterpret_cast<const std::byte*>(wire.data()), out.size(), out.data(),
+                                                stream);
   }
 }
 
@@ -228,14 +252,9 @@ void decode_add(const compress::cast<Storage>& codec, const codec_context&, devi
     return;
   }
   const std::byte* values = payload.data() + wire::header_bytes;
-  const unsigned blocks = detail::quantizer_blocks(detail::bucket_count(acc.size(), 8), detail::cast_threads);
-  detail::cast_validate_kernel<Storage>
-      <<<blocks, detail::cast_threads, 0, stream>>>(values, acc.size(), workspace.status());
-  TERSE_CUDA_TRY(cudaGetLastError());
+  detail::cast_validate_enqueue<Storage>(values, acc.size(), stream, workspace);
   workspace.check_status(stream, "cast decode");
-  detail::cast_decode_kernel<Storage, true>
-      <<<blocks, detail::cast_threads, 0, stream>>>(values, acc.size(), acc.data());
-  TERSE_CUDA_TRY(cudaGetLastError());
+  detail::cast_decode_enqueue<Storage, true>(values, acc.size(), acc.data(), stream);
 }
 
 }  // namespace terse::cuda

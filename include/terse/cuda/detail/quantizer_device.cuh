@@ -549,39 +549,55 @@ __global__ void __launch_bounds__(Threads) quantizer_header_kernel(std::byte* ou
   }
 }
 
-/// Encodes n values (g, or g + e_old with e_new) into a body at `body`
-/// after writing `header` at `out`; throws errc::non_finite (after the
-/// stream finished) for NaN or Inf input.
+/// Enqueues the encode of n values (g, or g + e_old with e_new): `header`
+/// at `out`, then the body. Non-finite input sets a bit in the status word.
+template <class P, bool Residual>
+void quantizer_encode_enqueue(const float* g, const float* e_old, float* e_new, std::uint64_t n, std::uint32_t bucket,
+                              const codec_context& ctx, std::byte* out, const wire::header& header, cudaStream_t stream,
+                              device_workspace& workspace)
+{
+  quantizer_header_kernel<32><<<1, 32, 0, stream>>>(out, quantizer_make_header(header));
+  TERSE_CUDA_TRY(cudaGetLastError());
+  if (n == 0) {
+    return;
+  }
+  const std::uint64_t buckets = bucket_count(n, bucket);
+  std::byte* scales = out + wire::header_bytes;
+  auto* fields = reinterpret_cast<std::uint8_t*>(scales + P::scale_bytes * buckets);
+  TERSE_EXPECTS(buckets < (std::uint64_t{1} << 31), "too many buckets for one launch");
+  if (bucket % 8 == 0) {
+    quantizer_bucket_kernel<P, Residual><<<static_cast<unsigned>(buckets), quantizer_threads, 0, stream>>>(
+        g, e_old, e_new, n, bucket, ctx.private_stream(), ctx.offset, scales, fields, workspace.status());
+    TERSE_CUDA_TRY(cudaGetLastError());
+  } else {
+    auto* rules = workspace.scratch<typename P::rule>(0, buckets);
+    quantizer_stats_kernel<P, Residual><<<static_cast<unsigned>(buckets), quantizer_threads, 0, stream>>>(
+        g, e_old, n, bucket, scales, rules, workspace.status());
+    TERSE_CUDA_TRY(cudaGetLastError());
+    quantizer_tile_kernel<P, Residual><<<quantizer_blocks(n, quantizer_chunk), quantizer_threads, 0, stream>>>(
+        g, e_old, e_new, n, bucket, ctx.private_stream(), ctx.offset, rules, fields);
+    TERSE_CUDA_TRY(cudaGetLastError());
+  }
+}
+
+/// Waits for `stream`; throws errc::non_finite when an encode kernel
+/// flagged its input (the status word is cleared either way).
+inline void quantizer_check_finite(device_workspace& workspace, cudaStream_t stream, const char* what)
+{
+  const std::uint32_t code = quantizer_take_status(workspace, stream);
+  TERSE_CHECK((code & quantizer_status_non_finite) == 0, errc::non_finite,
+              std::string(what) + ": the input holds NaN or Inf");
+  TERSE_CHECK(code == 0, errc::internal, std::string(what) + ": unexpected device status " + std::to_string(code));
+}
+
+/// quantizer_encode_enqueue, then the finiteness check (waits for `stream`).
 template <class P, bool Residual>
 void quantizer_encode_device(const float* g, const float* e_old, float* e_new, std::uint64_t n, std::uint32_t bucket,
                              const codec_context& ctx, std::byte* out, const wire::header& header, cudaStream_t stream,
                              device_workspace& workspace, const char* what)
 {
-  quantizer_header_kernel<32><<<1, 32, 0, stream>>>(out, quantizer_make_header(header));
-  TERSE_CUDA_TRY(cudaGetLastError());
-  if (n != 0) {
-    const std::uint64_t buckets = bucket_count(n, bucket);
-    std::byte* scales = out + wire::header_bytes;
-    auto* fields = reinterpret_cast<std::uint8_t*>(scales + P::scale_bytes * buckets);
-    TERSE_EXPECTS(buckets < (std::uint64_t{1} << 31), "too many buckets for one launch");
-    if (bucket % 8 == 0) {
-      quantizer_bucket_kernel<P, Residual><<<static_cast<unsigned>(buckets), quantizer_threads, 0, stream>>>(
-          g, e_old, e_new, n, bucket, ctx.private_stream(), ctx.offset, scales, fields, workspace.status());
-      TERSE_CUDA_TRY(cudaGetLastError());
-    } else {
-      auto* rules = workspace.scratch<typename P::rule>(0, buckets);
-      quantizer_stats_kernel<P, Residual><<<static_cast<unsigned>(buckets), quantizer_threads, 0, stream>>>(
-          g, e_old, n, bucket, scales, rules, workspace.status());
-      TERSE_CUDA_TRY(cudaGetLastError());
-      quantizer_tile_kernel<P, Residual><<<quantizer_blocks(n, quantizer_chunk), quantizer_threads, 0, stream>>>(
-          g, e_old, e_new, n, bucket, ctx.private_stream(), ctx.offset, rules, fields);
-      TERSE_CUDA_TRY(cudaGetLastError());
-    }
-  }
-  const std::uint32_t code = quantizer_take_status(workspace, stream);
-  TERSE_CHECK((code & quantizer_status_non_finite) == 0, errc::non_finite,
-              std::string(what) + ": the input holds NaN or Inf");
-  TERSE_CHECK(code == 0, errc::internal, std::string(what) + ": unexpected device status " + std::to_string(code));
+  quantizer_encode_enqueue<P, Residual>(g, e_old, e_new, n, bucket, ctx, out, header, stream, workspace);
+  quantizer_check_finite(workspace, stream, what);
 }
 
 /// Copies the payload's header to pinned memory and validates it on the
@@ -605,8 +621,38 @@ inline void quantizer_expect_length(std::size_t actual, std::uint64_t expected, 
                   " bytes; its header implies " + std::to_string(expected));
 }
 
-/// Validates the body (header already checked, length exact) and adds it
-/// into acc; malformed: errc::malformed_payload, acc untouched.
+/// Enqueues the validation of a body (header already checked, length
+/// exact): bad scales or padding set a bit in the status word; each
+/// bucket's rule goes to scratch slot 0.
+template <class P>
+void quantizer_validate_enqueue(const std::byte* body, std::uint64_t n, std::uint32_t bucket, cudaStream_t stream,
+                                device_workspace& workspace)
+{
+  const std::uint64_t buckets = bucket_count(n, bucket);
+  const auto* fields = reinterpret_cast<const std::uint8_t*>(body + P::scale_bytes * buckets);
+  auto* rules = workspace.scratch<typename P::rule>(0, buckets);
+  quantizer_validate_kernel<P>
+      <<<quantizer_blocks(buckets, 256), 256, 0, stream>>>(body, buckets, fields, n, rules, workspace.status());
+  TERSE_CUDA_TRY(cudaGetLastError());
+}
+
+/// Enqueues acc += decode(body) with the rules the validation left in
+/// scratch slot 0.
+template <class P>
+void quantizer_decode_enqueue(const std::byte* body, std::uint64_t n, std::uint32_t bucket, float* acc,
+                              cudaStream_t stream, device_workspace& workspace)
+{
+  const std::uint64_t buckets = bucket_count(n, bucket);
+  const auto* fields = reinterpret_cast<const std::uint8_t*>(body + P::scale_bytes * buckets);
+  auto* rules = workspace.scratch<typename P::rule>(0, buckets);
+  quantizer_decode_kernel<P>
+      <<<quantizer_blocks(bucket_count(n, 8), 256), 256, 0, stream>>>(fields, n, bucket, rules, acc);
+  TERSE_CUDA_TRY(cudaGetLastError());
+}
+
+/// Validates the body (header already checked, length exact), waits for
+/// the verdict, and adds it into acc; malformed: errc::malformed_payload,
+/// acc untouched.
 template <class P>
 void quantizer_decode_device(const std::byte* body, std::uint64_t n, std::uint32_t bucket, float* acc,
                              cudaStream_t stream, device_workspace& workspace, const char* what)
@@ -614,16 +660,9 @@ void quantizer_decode_device(const std::byte* body, std::uint64_t n, std::uint32
   if (n == 0) {
     return;
   }
-  const std::uint64_t buckets = bucket_count(n, bucket);
-  const auto* fields = reinterpret_cast<const std::uint8_t*>(body + P::scale_bytes * buckets);
-  auto* rules = workspace.scratch<typename P::rule>(0, buckets);
-  quantizer_validate_kernel<P>
-      <<<quantizer_blocks(buckets, 256), 256, 0, stream>>>(body, buckets, fields, n, rules, workspace.status());
-  TERSE_CUDA_TRY(cudaGetLastError());
+  quantizer_validate_enqueue<P>(body, n, bucket, stream, workspace);
   workspace.check_status(stream, what);
-  quantizer_decode_kernel<P>
-      <<<quantizer_blocks(bucket_count(n, 8), 256), 256, 0, stream>>>(fields, n, bucket, rules, acc);
-  TERSE_CUDA_TRY(cudaGetLastError());
+  quantizer_decode_enqueue<P>(body, n, bucket, acc, stream, workspace);
 }
 
 }  // namespace terse::detail

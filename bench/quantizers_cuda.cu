@@ -1,0 +1,206 @@
+// Device throughput of the quantizers on 2^24 and 2^26 floats, timed with
+// CUDA events against a device-to-device cudaMemcpy of the same input
+// buffer in the same run:
+//   <codec>/device_encode          the API call (it waits once for the status word)
+//   <codec>/device_encode_kernels  the kernels alone (what HBM bandwidth bounds)
+//   <codec>/device_decode          the API call (header check, validation, decode)
+//   <codec>/device_decode_kernels  validation and decode kernels alone
+// Counter hbm_GBps: bytes the kernels must move (input read, payload
+// written; for decode payload read and acc read and written) per second;
+// compare it with 2 x the memcpy reference's bytes_per_second (a copy reads
+// and writes its buffer).
+#include <terse/core/cuda_memory.hpp>
+#include <terse/core/cuda_workspace.hpp>
+#include <terse/cuda/adaptive.cuh>
+#include <terse/cuda/cast.cuh>
+#include <terse/cuda/qsgd.cuh>
+#include <terse/cuda/uniform.cuh>
+
+#include <cstdio>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "codec_bench_support.hpp"
+
+namespace {
+
+template <class Enqueue>
+void time_on_stream(benchmark::State& state, cudaStream_t stream, double moved_bytes, Enqueue enqueue)
+{
+  cudaEvent_t start;
+  cudaEvent_t stop;
+  TERSE_CUDA_TRY(cudaEventCreate(&start));
+  TERSE_CUDA_TRY(cudaEventCreate(&stop));
+  enqueue();  // warm-up (workspace growth)
+  double seconds = 0;
+  for (auto _ : state) {
+    TERSE_CUDA_TRY(cudaEventRecord(start, stream));
+    enqueue();
+    TERSE_CUDA_TRY(cudaEventRecord(stop, stream));
+    TERSE_CUDA_TRY(cudaEventSynchronize(stop));
+    float ms = 0;
+    TERSE_CUDA_TRY(cudaEventElapsedTime(&ms, start, stop));
+    state.SetIterationTime(static_cast<double>(ms) / 1e3);
+    seconds += static_cast<double>(ms) / 1e3;
+  }
+  state.SetBytesProcessed(state.iterations() * state.range(0));
+  if (moved_bytes > 0 && seconds > 0) {
+    state.counters["hbm_GBps"] = moved_bytes * static_cast<double>(state.iterations()) / seconds / 1e9;
+  }
+  TERSE_CUDA_TRY_NOTHROW(cudaEventDestroy(start));
+  TERSE_CUDA_TRY_NOTHROW(cudaEventDestroy(stop));
+}
+
+void device_memcpy_reference(benchmark::State& state)
+{
+  const auto bytes = static_cast<std::size_t>(state.range(0));
+  terse::cuda_stream stream;
+  terse::device_buffer<std::byte> from(bytes), to(bytes);
+  time_on_stream(state, stream.get(), 2.0 * static_cast<double>(bytes), [&] {
+    TERSE_CUDA_TRY(cudaMemcpyAsync(to.data(), from.data(), bytes, cudaMemcpyDeviceToDevice, stream.get()));
+  });
+}
+
+/// The enqueue-only encode and validate+decode of each codec.
+template <class Codec>
+struct kernels;
+
+template <unsigned Bits>
+struct kernels<terse::compress::uniform<Bits>> {
+  using policy = terse::detail::uniform_device_policy<Bits>;
+  using codec = terse::compress::uniform<Bits>;
+  static void encode(const codec& c, const float* in, std::size_t n, std::byte* out, cudaStream_t s,
+                     terse::device_workspace& w)
+  {
+    terse::detail::quantizer_encode_enqueue<policy, false>(in, nullptr, nullptr, n, c.bucket, {}, out,
+                                                           {.codec = codec::id, .param = Bits, .count = n}, s, w);
+  }
+  static void decode(const codec& c, const std::byte* payload, std::size_t n, float* acc, cudaStream_t s,
+                     terse::device_workspace& w)
+  {
+    terse::detail::quantizer_validate_enqueue<policy>(payload + 24, n, c.bucket, s, w);
+    terse::detail::quantizer_decode_enqueue<policy>(payload + 24, n, c.bucket, acc, s, w);
+  }
+};
+
+template <std::uint32_t Levels>
+struct kernels<terse::compress::qsgd<Levels>> {
+  using policy = terse::detail::qsgd_device_policy<Levels>;
+  using codec = terse::compress::qsgd<Levels>;
+  static void encode(const codec& c, const float* in, std::size_t n, std::byte* out, cudaStream_t s,
+                     terse::device_workspace& w)
+  {
+    terse::detail::quantizer_encode_enqueue<policy, false>(in, nullptr, nullptr, n, c.bucket, {}, out,
+                                                           {.codec = codec::id, .param = Levels, .count = n}, s, w);
+  }
+  static void decode(const codec& c, const std::byte* payload, std::size_t n, float* acc, cudaStream_t s,
+                     terse::device_workspace& w)
+  {
+    terse::detail::quantizer_validate_enqueue<policy>(payload + 24, n, c.bucket, s, w);
+    terse::detail::quantizer_decode_enqueue<policy>(payload + 24, n, c.bucket, acc, s, w);
+  }
+};
+
+template <class Storage>
+struct kernels<terse::compress::cast<Storage>> {
+  using codec = terse::compress::cast<Storage>;
+  static void encode(const codec&, const float* in, std::size_t n, std::byte* out, cudaStream_t s,
+                     terse::device_workspace& w)
+  {
+    terse::detail::cast_encode_enqueue<Storage, false>(in, nullptr, nullptr, n, out + 24, s, w);
+  }
+  static void decode(const codec&, const std::byte* payload, std::size_t n, float* acc, cudaStream_t s,
+                     terse::device_workspace& w)
+  {
+    terse::detail::cast_validate_enqueue<Storage>(payload + 24, n, s, w);
+    terse::detail::cast_decode_enqueue<Storage, true>(payload + 24, n, acc, s);
+  }
+};
+
+template <class Codec>
+void register_device_codec(const std::string& name, Codec codec)
+{
+  for (std::size_t n : terse::bench::codec_sizes) {
+    const auto bytes = static_cast<std::int64_t>(4 * n);
+    const double payload = static_cast<double>(codec.max_encoded_bytes(n));
+    const double encode_moves = 4.0 * static_cast<double>(n) + payload;
+    const double decode_moves = payload + 8.0 * static_cast<double>(n);
+    for (const bool kernels_only : {false, true}) {
+      const std::string suffix = kernels_only ? "_kernels" : "";
+      benchmark::RegisterBenchmark(
+          (name + "/device_encode" + suffix).c_str(),
+          [codec, n, kernels_only, encode_moves](benchmark::State& state) {
+            terse::cuda_stream stream;
+            terse::device_workspace workspace;
+            const auto host = terse::bench::bench_gradient(n);
+            terse::device_buffer<float> in(n);
+            const std::size_t capacity = codec.max_encoded_bytes(n);
+            terse::device_buffer<std::byte> out(capacity);
+            TERSE_CUDA_TRY(cudaMemcpy(in.data(), host.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+            time_on_stream(state, stream.get(), encode_moves, [&] {
+              if (kernels_only) {
+                kernels<Codec>::encode(codec, in.data(), n, out.data(), stream.get(), workspace);
+              } else {
+                terse::cuda::encode(codec, {}, terse::device_span<const float>(in.span(n)), out.span(capacity),
+                                    stream.get(), workspace);
+              }
+            });
+          })
+          ->Arg(bytes)
+          ->UseManualTime();
+      benchmark::RegisterBenchmark(
+          (name + "/device_decode" + suffix).c_str(),
+          [codec, n, kernels_only, decode_moves](benchmark::State& state) {
+            terse::cuda_stream stream;
+            terse::device_workspace workspace;
+            const auto host = terse::bench::bench_gradient(n);
+            terse::device_buffer<float> in(n), acc(n);
+            const std::size_t capacity = codec.max_encoded_bytes(n);
+            terse::device_buffer<std::byte> payload(capacity);
+            TERSE_CUDA_TRY(cudaMemcpy(in.data(), host.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+            TERSE_CUDA_TRY(cudaMemset(acc.data(), 0, n * sizeof(float)));
+            const std::size_t used = terse::cuda::encode(codec, {}, terse::device_span<const float>(in.span(n)),
+                                                         payload.span(capacity), stream.get(), workspace);
+            time_on_stream(state, stream.get(), decode_moves, [&] {
+              if (kernels_only) {
+                kernels<Codec>::decode(codec, payload.data(), n, acc.data(), stream.get(), workspace);
+              } else {
+                terse::cuda::decode_add(codec, {}, terse::device_span<const std::byte>(payload.span(used)), acc.span(n),
+                                        stream.get(), workspace);
+              }
+            });
+          })
+          ->Arg(bytes)
+          ->UseManualTime();
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+  if (terse::cuda_device_count() == 0) {
+    std::printf("bench_codecs_quantizers_cuda: no CUDA device, nothing to measure\n");
+    return 0;
+  }
+  for (std::size_t n : terse::bench::codec_sizes) {
+    benchmark::RegisterBenchmark("device_memcpy_reference", device_memcpy_reference)
+        ->Arg(static_cast<std::int64_t>(4 * n))
+        ->UseManualTime();
+  }
+  using namespace terse::compress;
+  register_device_codec("cast<fp16>", cast_fp16{});
+  register_device_codec("cast<bf16>", cast_bf16{});
+  register_device_codec("uniform<8>", uniform<8>{});
+  register_device_codec("uniform<4>", uniform<4>{});
+  register_device_codec("uniform<2>", uniform<2>{});
+  register_device_codec("qsgd<127>", qsgd<127>{});
+  register_device_codec("qsgd<7>", qsgd<7>{});
+  register_device_codec("qsgd<1>", qsgd<1>{});
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -3,11 +3,14 @@
 // the portable loops; in the baseline build both sides are the scalar loop.
 #include <terse/compress/detail/sparse_filter.hpp>
 #include <terse/compress/detail/sparse_math.hpp>
+#include <terse/compress/detail/sparse_select.hpp>
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -129,6 +132,46 @@ TEST_CASE("sparse band and pair kernels: the fast path equals the scalar loop")
             std::vector<std::byte>(si.begin(), si.begin() + 4 * slow));
       CHECK(std::vector<std::byte>(fb.begin(), fb.begin() + 4 * fast) ==
             std::vector<std::byte>(sb.begin(), sb.begin() + 4 * slow));
+    }
+  }
+}
+
+TEST_CASE("sparse selection: the k-th largest candidate key is exact, also when the bracket misses")
+{
+  for (std::size_t c : {1u, 100u, 8192u, 8193u, 50000u, 300000u}) {
+    for (int pattern = 0; pattern < 3; ++pattern) {
+      terse::detail::sparse_workspace ws;
+      ws.reserve_candidates(c);
+      ws.count = c;
+      const auto v = pattern == 1 ? sparse_test::quantised(c, c, 3) : codec_test::gradient_like(c, c);
+      for (std::size_t j = 0; j < c; ++j) {
+        ws.index()[j] = static_cast<std::uint32_t>(j);
+        ws.bits()[j] = terse::detail::float_bits(v[j]);
+      }
+      if (pattern == 2 && c > 8192) {
+        // Make exactly the keys the bracket is drawn from the largest, so the
+        // bracket sits far above the answer.
+        const std::size_t s = std::min<std::size_t>(c / 8, 16384);
+        const std::size_t stride = c / s;
+        for (std::size_t j = 0; j < s; ++j) {
+          ws.bits()[j * stride + terse::detail::sample_jitter(static_cast<std::uint32_t>(j)) % stride] =
+              terse::detail::float_bits(1000.0f + static_cast<float>(j));
+        }
+      }
+      std::vector<std::uint32_t> keys(c);
+      for (std::size_t j = 0; j < c; ++j) {
+        keys[j] = terse::detail::magnitude_key_of_bits(ws.bits()[j]);
+      }
+      std::sort(keys.begin(), keys.end(), std::greater<>{});
+      for (std::size_t t : {std::size_t{1}, c / 3 + 1, c / 2 + 1, (9 * c) / 10 + 1, c}) {
+        if (t > c) {
+          continue;
+        }
+        CAPTURE(c);
+        CAPTURE(pattern);
+        CAPTURE(t);
+        CHECK(terse::detail::kth_largest_candidate(ws, t) == keys[t - 1]);
+      }
     }
   }
 }

@@ -2,12 +2,14 @@
 /// @file
 /// Exact top-k selection on the host in about one pass over the input:
 ///
-/// 1. estimate a low threshold from a jittered strided sample (with a safety
-///    margin, so at least k elements pass it with high probability);
+/// 1. estimate a low threshold from a jittered strided sample of cache-line
+///    blocks (with a safety margin, so at least k elements pass it with high
+///    probability);
 /// 2. one branch-free filter pass collects the candidates (key >= threshold)
 ///    as (index, value) pairs in index order;
-/// 3. the k-th largest key K among the candidates is found exactly
-///    (nth_element on the candidates' keys only);
+/// 3. the k-th largest key K among the candidates (about 1.2k of them) is
+///    found exactly: a sample of their keys brackets K, one vectorised pass
+///    keeps the keys inside the bracket, nth_element finishes on those;
 /// 4. the selection is every candidate with key > K, plus the first
 ///    k - #(key > K) candidates with key == K in index order (ties go to the
 ///    lower index).
@@ -29,6 +31,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <string>
 #include <vector>
 
 namespace terse::detail {

@@ -1,8 +1,9 @@
 #pragma once
 /// @file
-/// Pieces shared by the sign, terngrad and randomk codecs: bucket counts,
-/// the per-bucket scale array every bucketed body starts with, and the
-/// checks a decoder runs on it. Host only.
+/// Pieces shared by the sign, terngrad and randomk codecs: the checks a
+/// decoder runs on the per-bucket scales and packed codes every bucketed
+/// body holds, and a finiteness scan. Sizes (bucket_count, packed_bytes)
+/// come from packing.hpp. Host only, except valid_scale_bits.
 
 #include <terse/compress/detail/packing.hpp>
 #include <terse/compress/wire.hpp>
@@ -33,9 +34,9 @@ TERSE_HOST_DEVICE constexpr bool valid_scale_bits(std::uint32_t bits) noexcept
 }
 
 /// True when none of the n floats stored at `data` (any alignment) is NaN
-/// or +-Inf. Integer-only
-/// (the exponent field all ones carries into bit 31 after adding one to
-/// it), so it vectorises on any SIMD level and no fast-math flag breaks it.
+/// or +-Inf. Integer-only (the exponent field all ones carries into bit 31
+/// after adding one to it), so it vectorises on any SIMD level and no
+/// fast-math flag breaks it.
 inline bool all_finite(const void* data, std::size_t n) noexcept
 {
   const auto* at = static_cast<const std::byte*>(data);

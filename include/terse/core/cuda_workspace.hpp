@@ -49,7 +49,10 @@ class device_workspace {
   {
     if (status_.capacity() == 0) {
       status_.reserve(1);
+      // Once: zero it and wait, so kernels on any stream (non-blocking ones
+      // are not ordered after the legacy default stream) see the zero.
       TERSE_CUDA_TRY(cudaMemset(status_.data(), 0, sizeof(std::uint32_t)));
+      TERSE_CUDA_TRY(cudaStreamSynchronize(nullptr));
     }
     return status_.data();
   }

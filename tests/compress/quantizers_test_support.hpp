@@ -101,8 +101,9 @@ inline std::vector<std::byte> reference_uniform(const std::vector<float>& v, std
   return out;
 }
 
-/// The canonical norm of qsgd.hpp: scale by 2^k (max|v| 2^k in [1, 2)),
-/// 32 interleaved fma partial sums, the pairwise tree, sqrt in double.
+/// The canonical norm of qsgd_math.hpp: scale by 2^k (1 for max|v| in
+/// [2^-40, 2^40), else max|v| 2^k in [1, 2)), 32 interleaved fma partial
+/// sums, the pairwise tree, sqrt in double.
 inline float reference_norm(const float* v, std::size_t count)
 {
   std::uint32_t max_bits = 0;
@@ -114,7 +115,9 @@ inline float reference_norm(const float* v, std::size_t count)
   if (max_bits == 0) {
     return 0.0f;
   }
-  const int k = 127 - static_cast<int>(max_bits >> 23);
+  // unscaled for max|v| in [2^-40, 2^40), else scaled so max|v| 2^k is in [1, 2)
+  const bool unscaled = max_bits >= 0x2b800000u && max_bits < 0x53800000u;
+  const int k = unscaled ? 0 : 127 - static_cast<int>(max_bits >> 23);
   const float factor = std::ldexp(1.0f, k);
   float lane[32] = {};
   for (std::size_t i = 0; i < count; ++i) {

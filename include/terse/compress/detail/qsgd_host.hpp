@@ -48,6 +48,7 @@ struct qsgd_host_rule {
   {
   }
 
+  template <bool Residual>
   TERSE_FORCEINLINE __m256i code8(__m256 v, __m256 u) const noexcept
   {
     const __m256i bits_of_v = _mm256_castps_si256(v);
@@ -112,27 +113,23 @@ norm_result bucket_norm_portable(quantizer_source src, std::size_t count) noexce
 
 #if TERSE_QUANTIZER_AVX2
 template <bool Residual>
-TERSE_FORCEINLINE __m256 load_source8(const quantizer_source& src, std::size_t at) noexcept
-{
-  __m256 p = _mm256_loadu_ps(src.g + at);
-  if constexpr (Residual) {
-    p = _mm256_add_ps(p, _mm256_loadu_ps(src.e_old + at));
-  }
-  return p;
-}
-
-template <bool Residual>
 norm_result bucket_norm_avx2(quantizer_source src, std::size_t count) noexcept
 {
+  // One pass: max|p| and the unscaled canonical sum (accumulator q, lane l
+  // is partial sum 8q + l: elements i with i % 32 == 8q + l). A second,
+  // scaled pass only when max|p| falls outside [2^-40, 2^40).
   const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
   __m256i max4[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+  __m256 sum[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   std::size_t i = 0;
   for (; i + 32 <= count; i += 32) {
     for (int q = 0; q < 4; ++q) {
-      const __m256i b = _mm256_and_si256(_mm256_castps_si256(load_source8<Residual>(src, i + 8 * q)), abs_mask);
-      max4[q] = _mm256_max_epu32(max4[q], b);
+      const __m256 p = load_source8<Residual>(src, i + 8 * static_cast<std::size_t>(q));
+      max4[q] = _mm256_max_epu32(max4[q], _mm256_and_si256(_mm256_castps_si256(p), abs_mask));
+      sum[q] = _mm256_fmadd_ps(p, p, sum[q]);
     }
   }
+  const std::size_t whole = i;
   alignas(32) std::uint32_t lanes_max[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes_max),
                      _mm256_max_epu32(_mm256_max_epu32(max4[0], max4[1]), _mm256_max_epu32(max4[2], max4[3])));
@@ -140,7 +137,7 @@ norm_result bucket_norm_avx2(quantizer_source src, std::size_t count) noexcept
   for (std::uint32_t b : lanes_max) {
     max_bits = b > max_bits ? b : max_bits;
   }
-  for (std::size_t t = i; t < count; ++t) {
+  for (std::size_t t = whole; t < count; ++t) {
     const std::uint32_t b = float_bits(source_value<Residual>(src, t)) & 0x7fffffffu;
     max_bits = b > max_bits ? b : max_bits;
   }
@@ -151,13 +148,16 @@ norm_result bucket_norm_avx2(quantizer_source src, std::size_t count) noexcept
     return {0, true};
   }
   const int k = norm_exponent(max_bits);
-  const __m256 factor = _mm256_set1_ps(pow2f(k));
-  // Accumulator q, lane l is partial sum 8q + l: elements i with i % 32 == 8q + l.
-  __m256 sum[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  for (i = 0; i + 32 <= count; i += 32) {
+  if (k != 0) {  // rescale: the second pass
+    const __m256 factor = _mm256_set1_ps(pow2f(k));
     for (int q = 0; q < 4; ++q) {
-      const __m256 x = _mm256_mul_ps(load_source8<Residual>(src, i + 8 * q), factor);
-      sum[q] = _mm256_fmadd_ps(x, x, sum[q]);
+      sum[q] = _mm256_setzero_ps();
+    }
+    for (i = 0; i < whole; i += 32) {
+      for (int q = 0; q < 4; ++q) {
+        const __m256 x = _mm256_mul_ps(load_source8<Residual>(src, i + 8 * static_cast<std::size_t>(q)), factor);
+        sum[q] = _mm256_fmadd_ps(x, x, sum[q]);
+      }
     }
   }
   alignas(32) float lanes[norm_lanes];
@@ -165,7 +165,7 @@ norm_result bucket_norm_avx2(quantizer_source src, std::size_t count) noexcept
     _mm256_store_ps(lanes + 8 * q, sum[q]);
   }
   const float f = pow2f(k);
-  for (std::size_t t = i; t < count; ++t) {  // the tail continues each lane's sequence
+  for (std::size_t t = whole; t < count; ++t) {  // the tail continues each lane's sequence
     const float x = source_value<Residual>(src, t) * f;
     lanes[t % norm_lanes] = fma_rn(x, x, lanes[t % norm_lanes]);
   }
@@ -202,7 +202,6 @@ void qsgd_encode_body(std::uint64_t bucket, const codec_context& ctx, quantizer_
   for (std::uint64_t k = 0; k < buckets; ++k) {
     const auto first = static_cast<std::size_t>(k * bucket);
     const std::size_t count = std::min<std::size_t>(static_cast<std::size_t>(bucket), n - first);
-    prefetch_ahead<Residual>(src, first + 2 * static_cast<std::size_t>(bucket), count, n);
     const norm_result norm = bucket_norm<Residual>(src.shifted(first), count);
     TERSE_CHECK(norm.finite, errc::non_finite,
                 "qsgd: bucket " + std::to_string(k) + " holds NaN or Inf (the input must be finite)");

@@ -10,8 +10,10 @@
 /// to sign * min(l * (N / s), N). E[decode] = v up to the dither resolution.
 ///
 /// The norm is computed in one fixed order so every backend gets the same
-/// float: values are scaled by 2^k (k from the exponent of max|v|, so the
-/// largest scaled value lies in [1, 2)), element i of the bucket is squared
+/// float: values are scaled by 2^k (k = 0 when max|v| lies in [2^-40, 2^40),
+/// where squares can neither overflow nor lose anything that matters;
+/// otherwise k from the exponent of max|v|, so the largest scaled value lies
+/// in [1, 2)), element i of the bucket is squared
 /// into accumulator i % 32 with fma in increasing i, and the 32 partial sums
 /// are added pairwise, a[l] += a[l + w] for w = 16, 8, 4, 2, 1 (a warp's
 /// shuffle-down tree). Then N = sqrt(sum) * 2^-k in double, rounded to float
@@ -32,10 +34,19 @@ namespace terse::detail {
 /// Partial sums of the canonical norm.
 inline constexpr int norm_lanes = 32;
 
-/// k such that max|v| * 2^k lies in [1, 2) (or below 2 for subnormal
-/// maxima), from the bits of max|v| (nonzero, finite).
+/// Bits of 2^-40 and 2^40: between them a bucket's squares are summed
+/// unscaled (k = 0), so one pass can find the maximum and the sum.
+inline constexpr std::uint32_t norm_unscaled_low = 0x2b800000u;
+inline constexpr std::uint32_t norm_unscaled_high = 0x53800000u;
+
+/// The norm's scale exponent k from the bits of max|v| (nonzero, finite):
+/// 0 for max|v| in [2^-40, 2^40); else such that max|v| * 2^k lies in
+/// [1, 2) (below 2 for subnormal maxima).
 TERSE_HOST_DEVICE TERSE_FORCEINLINE int norm_exponent(std::uint32_t max_abs_bits) noexcept
 {
+  if (max_abs_bits >= norm_unscaled_low && max_abs_bits < norm_unscaled_high) {
+    return 0;
+  }
   return 127 - static_cast<int>(max_abs_bits >> 23);  // in [-127, 127]
 }
 

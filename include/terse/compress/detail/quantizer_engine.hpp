@@ -107,7 +107,8 @@ void dequantize_add_portable(const R& rule, const std::uint8_t* base, std::uint6
 
 #if TERSE_QUANTIZER_AVX2
 
-/// Packs 64 fields (eight int32 vectors, each field below 2^bits) into
+/// Packs 64 fields (eight int32 vectors, each field below 2^bits; for
+/// 8 bits values up to 255 pass and larger ones saturate to 255) into
 /// 8 * bits bytes at `out`.
 template <unsigned Bits>
 TERSE_FORCEINLINE void store_fields64(const __m256i f[8], std::uint8_t* out) noexcept
@@ -184,7 +185,7 @@ TERSE_FORCEINLINE void quantize_group_avx2(const R& rule, const __m256i words[4]
       if constexpr (Residual) {
         p = _mm256_add_ps(p, _mm256_loadu_ps(src.e_old + at));
       }
-      const __m256i field = rule.code8(p, dither8(words[w], half));
+      const __m256i field = rule.template code8<Residual>(p, dither8(words[w], half));
       fields[w * 2 + half] = field;
       if constexpr (Residual) {
         _mm256_storeu_ps(src.e_new + at, _mm256_sub_ps(p, rule.value8(field)));
@@ -212,7 +213,21 @@ void quantize_avx2(const R& rule, const random_stream& stream, const philox8_key
       i += take;
       continue;
     }
-    if (count - i >= 128) {  // two groups: more independent work per Philox round
+#if TERSE_QUANTIZER_AVX512
+    // Four groups: more independent work per Philox round (measured best
+    // with 32 registers; with AVX2's 16, two).
+    if (count - i >= 256) {
+      __m256i words[16];
+      philox_groups<4>(keys, j / draws_per_group, words);
+      for (int g = 0; g < 4; ++g) {
+        quantize_group_avx2<R, Residual>(rule, words + 4 * g, src.shifted(i + 64 * static_cast<std::size_t>(g)),
+                                         out.base + bit / 8 + 8 * R::bits * static_cast<std::size_t>(g));
+      }
+      i += 256;
+      continue;
+    }
+#endif
+    if (count - i >= 128) {
       __m256i words[8];
       philox_groups<2>(keys, j / draws_per_group, words);
       quantize_group_avx2<R, Residual>(rule, words, src.shifted(i), out.base + bit / 8);
@@ -283,28 +298,6 @@ void dequantize_add(const R& rule, const std::uint8_t* base, std::uint64_t bit0,
   dequantize_add_avx2(rule, base, bit0, count, acc);
 #else
   dequantize_add_portable(rule, base, bit0, count, acc);
-#endif
-}
-
-/// Asks for the cache lines of values [first, first + count) (clipped to n)
-/// to be loaded while this bucket is quantized: the min/max or norm pass of
-/// a later bucket then reads cache, not memory. The quantize pass is
-/// compute-bound and gives the hardware prefetcher no demand misses to
-/// follow.
-template <bool Residual>
-TERSE_FORCEINLINE void prefetch_ahead(const quantizer_source& src, std::size_t first, std::size_t count,
-                                      std::size_t n) noexcept
-{
-#if defined(__GNUC__) && !defined(TERSE_NO_PREFETCH)
-  const std::size_t end = std::min(first + count, n);
-  for (std::size_t i = first; i < end; i += 16) {
-    __builtin_prefetch(src.g + i);
-    if constexpr (Residual) {
-      __builtin_prefetch(src.e_old + i);
-    }
-  }
-#else
-  (void)src, (void)first, (void)count, (void)n;
 #endif
 }
 

@@ -65,7 +65,25 @@ struct philox8_keys {
     }
     stream = philox_broadcast(s.stream);
     step = philox_broadcast(s.step);
+    // Rounds 0 and 1 of blocks below 2^32 (high counter word 0): half of
+    // their products do not depend on the block, so compute them once.
+    const std::uint32_t seed0 = static_cast<std::uint32_t>(s.seed);
+    const std::uint32_t seed1 = static_cast<std::uint32_t>(s.seed >> 32);
+    const std::uint64_t p1 = static_cast<std::uint64_t>(philox_m1) * s.stream;
+    const std::uint32_t c0_after0 = static_cast<std::uint32_t>(p1 >> 32) ^ seed0;  // ^ high word 0
+    const std::uint32_t c1_after0 = static_cast<std::uint32_t>(p1);
+    const std::uint64_t p0 = static_cast<std::uint64_t>(philox_m0) * c0_after0;
+    round0_c2 = philox_broadcast(s.step ^ seed1);
+    round1_c0 = philox_broadcast(c1_after0 ^ (seed0 + philox_w0));
+    round1_c2 = philox_broadcast(static_cast<std::uint32_t>(p0 >> 32) ^ (seed1 + philox_w1));
+    round1_c3 = philox_broadcast(static_cast<std::uint32_t>(p0));
   }
+
+  /// Constants of rounds 0 and 1 for blocks below 2^32 (see philox_groups).
+  philox_vector round0_c2;  ///< xored into hi(m0 c0) to give c2 after round 0
+  philox_vector round1_c0;  ///< xored into hi(m1 c2) to give c0 after round 1
+  philox_vector round1_c2;  ///< xored into c3 (lo(m0 c0)) to give c2 after round 1
+  philox_vector round1_c3;  ///< c3 after round 1
 };
 
 // Blocks live one per 64-bit lane with their counter words in the low 32
@@ -95,15 +113,37 @@ template <int Groups>
 TERSE_FORCEINLINE void philox_groups(const philox8_keys& keys, std::uint64_t group, __m256i out[4 * Groups]) noexcept
 {
   __m512i c[Groups][4];
-  for (int g = 0; g < Groups; ++g) {
-    const std::uint64_t first = (group + static_cast<std::uint64_t>(g)) * 8;  // the low word cannot carry in 8
-    c[g][0] = _mm512_add_epi64(_mm512_set1_epi64(static_cast<long long>(static_cast<std::uint32_t>(first))),
-                               _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
-    c[g][1] = _mm512_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(first >> 32)));
-    c[g][2] = keys.stream;
-    c[g][3] = keys.step;
+  const std::uint64_t last = (group + Groups) * 8 - 1;
+  const __m512i m0 = _mm512_set1_epi32(static_cast<int>(philox_m0));
+  const __m512i m1 = _mm512_set1_epi32(static_cast<int>(philox_m1));
+  int round = 0;
+  if ((last >> 32) == 0) {
+    // Blocks below 2^32: rounds 0 and 1 with their block-independent halves
+    // precomputed (two products per block instead of four).
+    for (int g = 0; g < Groups; ++g) {
+      const std::uint64_t first = (group + static_cast<std::uint64_t>(g)) * 8;
+      const __m512i c0 =
+          _mm512_add_epi64(_mm512_set1_epi64(static_cast<long long>(first)), _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
+      const __m512i p0 = _mm512_maskz_mul_epu32(all8, c0, m0);
+      const __m512i c2 = _mm512_xor_si512(_mm512_maskz_srli_epi64(all8, p0, 32), keys.round0_c2);
+      const __m512i p1 = _mm512_maskz_mul_epu32(all8, c2, m1);
+      c[g][0] = _mm512_xor_si512(_mm512_maskz_srli_epi64(all8, p1, 32), keys.round1_c0);
+      c[g][1] = p1;
+      c[g][2] = _mm512_xor_si512(p0, keys.round1_c2);
+      c[g][3] = keys.round1_c3;
+    }
+    round = 2;
+  } else {
+    for (int g = 0; g < Groups; ++g) {
+      const std::uint64_t first = (group + static_cast<std::uint64_t>(g)) * 8;  // the low word cannot carry in 8
+      c[g][0] = _mm512_add_epi64(_mm512_set1_epi64(static_cast<long long>(static_cast<std::uint32_t>(first))),
+                                 _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
+      c[g][1] = _mm512_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(first >> 32)));
+      c[g][2] = keys.stream;
+      c[g][3] = keys.step;
+    }
   }
-  for (int round = 0; round < 10; ++round) {
+  for (; round < 10; ++round) {
     for (int g = 0; g < Groups; ++g) {
       philox_round8(c[g], keys.key0[round], keys.key1[round]);
     }
@@ -132,18 +172,40 @@ template <int Groups>
 TERSE_FORCEINLINE void philox_groups(const philox8_keys& keys, std::uint64_t group, __m256i out[4 * Groups]) noexcept
 {
   __m256i c[2 * Groups][4];
-  for (int g = 0; g < Groups; ++g) {
-    const std::uint64_t first = (group + static_cast<std::uint64_t>(g)) * 8;  // the low word cannot carry in 8
-    const __m256i low = _mm256_set1_epi64x(static_cast<long long>(static_cast<std::uint32_t>(first)));
-    c[2 * g][0] = _mm256_add_epi64(low, _mm256_setr_epi64x(0, 2, 4, 6));
-    c[2 * g + 1][0] = _mm256_add_epi64(low, _mm256_setr_epi64x(1, 3, 5, 7));
-    for (int h = 0; h < 2; ++h) {
-      c[2 * g + h][1] = _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(first >> 32)));
-      c[2 * g + h][2] = keys.stream;
-      c[2 * g + h][3] = keys.step;
+  const std::uint64_t last = (group + Groups) * 8 - 1;
+  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(philox_m0));
+  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(philox_m1));
+  int round = 0;
+  if ((last >> 32) == 0) {  // rounds 0 and 1 with precomputed halves, as above
+    for (int g = 0; g < Groups; ++g) {
+      const __m256i low = _mm256_set1_epi64x(static_cast<long long>((group + static_cast<std::uint64_t>(g)) * 8));
+      for (int h = 0; h < 2; ++h) {
+        const __m256i c0 =
+            _mm256_add_epi64(low, h == 0 ? _mm256_setr_epi64x(0, 2, 4, 6) : _mm256_setr_epi64x(1, 3, 5, 7));
+        const __m256i p0 = _mm256_mul_epu32(c0, m0);
+        const __m256i c2 = _mm256_xor_si256(_mm256_srli_epi64(p0, 32), keys.round0_c2);
+        const __m256i p1 = _mm256_mul_epu32(c2, m1);
+        c[2 * g + h][0] = _mm256_xor_si256(_mm256_srli_epi64(p1, 32), keys.round1_c0);
+        c[2 * g + h][1] = p1;
+        c[2 * g + h][2] = _mm256_xor_si256(p0, keys.round1_c2);
+        c[2 * g + h][3] = keys.round1_c3;
+      }
+    }
+    round = 2;
+  } else {
+    for (int g = 0; g < Groups; ++g) {
+      const std::uint64_t first = (group + static_cast<std::uint64_t>(g)) * 8;  // the low word cannot carry in 8
+      const __m256i low = _mm256_set1_epi64x(static_cast<long long>(static_cast<std::uint32_t>(first)));
+      c[2 * g][0] = _mm256_add_epi64(low, _mm256_setr_epi64x(0, 2, 4, 6));
+      c[2 * g + 1][0] = _mm256_add_epi64(low, _mm256_setr_epi64x(1, 3, 5, 7));
+      for (int h = 0; h < 2; ++h) {
+        c[2 * g + h][1] = _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(first >> 32)));
+        c[2 * g + h][2] = keys.stream;
+        c[2 * g + h][3] = keys.step;
+      }
     }
   }
-  for (int round = 0; round < 10; ++round) {
+  for (; round < 10; ++round) {
     for (int r = 0; r < 2 * Groups; ++r) {
       philox_round4(c[r], keys.key0[round], keys.key1[round]);
     }

@@ -51,10 +51,18 @@ struct uniform_host_rule {
   {
   }
 
+  /// Levels of eight values. Packing only (not Residual) 8-bit levels
+  /// leaves the clamp at 255 to the saturating pack, one op fewer.
+  template <bool Residual>
   TERSE_FORCEINLINE __m256i code8(__m256 v, __m256 u) const noexcept
   {
     const __m256 d = _mm256_fmadd_ps(v, pre8, neg_plo8);
-    return _mm256_min_epi32(_mm256_cvttps_epi32(_mm256_fmadd_ps(d, scale8, u)), levels8);
+    const __m256i level = _mm256_cvttps_epi32(_mm256_fmadd_ps(d, scale8, u));
+    if constexpr (Bits == 8 && !Residual) {
+      return level;  // at most 256, which store_fields64 saturates to 255
+    } else {
+      return _mm256_min_epi32(level, levels8);
+    }
   }
 
   TERSE_FORCEINLINE __m256 value8(__m256i q) const noexcept
@@ -102,6 +110,16 @@ value_range min_max_portable(quantizer_source src, std::size_t count) noexcept
 
 #if TERSE_QUANTIZER_AVX2
 template <bool Residual>
+TERSE_FORCEINLINE __m256 load_source8(const quantizer_source& src, std::size_t at) noexcept
+{
+  __m256 p = _mm256_loadu_ps(src.g + at);
+  if constexpr (Residual) {
+    p = _mm256_add_ps(p, _mm256_loadu_ps(src.e_old + at));
+  }
+  return p;
+}
+
+template <bool Residual>
 value_range min_max_avx2(quantizer_source src, std::size_t count) noexcept
 {
   const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
@@ -113,30 +131,33 @@ value_range min_max_avx2(quantizer_source src, std::size_t count) noexcept
   std::size_t i = 0;
   for (; i + 32 <= count; i += 32) {
     for (int k = 0; k < 4; ++k) {
-      __m256 p = _mm256_loadu_ps(src.g + i + 8 * k);
-      if constexpr (Residual) {
-        p = _mm256_add_ps(p, _mm256_loadu_ps(src.e_old + i + 8 * k));
-      }
+      const __m256 p = load_source8<Residual>(src, i + 8 * static_cast<std::size_t>(k));
       lo[k] = _mm256_min_ps(lo[k], p);
       hi[k] = _mm256_max_ps(hi[k], p);
       check[k] = _mm256_fmadd_ps(p, zero, check[k]);
     }
   }
+  for (; i + 8 <= count; i += 8) {
+    const __m256 p = load_source8<Residual>(src, i);
+    lo[0] = _mm256_min_ps(lo[0], p);
+    hi[0] = _mm256_max_ps(hi[0], p);
+    check[0] = _mm256_fmadd_ps(p, zero, check[0]);
+  }
   const __m256 lo8 = _mm256_min_ps(_mm256_min_ps(lo[0], lo[1]), _mm256_min_ps(lo[2], lo[3]));
   const __m256 hi8 = _mm256_max_ps(_mm256_max_ps(hi[0], hi[1]), _mm256_max_ps(hi[2], hi[3]));
   const __m256 check8 = _mm256_add_ps(_mm256_add_ps(check[0], check[1]), _mm256_add_ps(check[2], check[3]));
-  alignas(32) float l[8], h[8], c[8];
-  _mm256_store_ps(l, lo8);
-  _mm256_store_ps(h, hi8);
-  _mm256_store_ps(c, check8);
-  value_range tail = min_max_portable<Residual>(src.shifted(i), count - i);
-  float lo_all = tail.lo;
-  float hi_all = tail.hi;
-  bool bad = !tail.finite;
-  for (int k = 0; k < 8; ++k) {
-    lo_all = l[k] < lo_all ? l[k] : lo_all;
-    hi_all = h[k] > hi_all ? h[k] : hi_all;
-    bad |= c[k] != 0.0f;
+  __m128 l = _mm_min_ps(_mm256_castps256_ps128(lo8), _mm256_extractf128_ps(lo8, 1));
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(hi8), _mm256_extractf128_ps(hi8, 1));
+  l = _mm_min_ps(l, _mm_movehl_ps(l, l));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  float lo_all = _mm_cvtss_f32(_mm_min_ss(l, _mm_shuffle_ps(l, l, 1)));
+  float hi_all = _mm_cvtss_f32(_mm_max_ss(h, _mm_shuffle_ps(h, h, 1)));
+  bool bad = _mm256_movemask_ps(_mm256_cmp_ps(check8, zero, _CMP_NEQ_UQ)) != 0;
+  for (; i < count; ++i) {
+    const float p = source_value<Residual>(src, i);
+    lo_all = p < lo_all ? p : lo_all;
+    hi_all = p > hi_all ? p : hi_all;
+    bad |= (p - p) != 0.0f;
   }
   return {canonical_zero(lo_all), canonical_zero(hi_all), !bad};
 }
@@ -170,7 +191,6 @@ void uniform_encode_body(std::uint64_t bucket, const codec_context& ctx, quantiz
   for (std::uint64_t k = 0; k < buckets; ++k) {
     const auto first = static_cast<std::size_t>(k * bucket);
     const std::size_t count = std::min<std::size_t>(static_cast<std::size_t>(bucket), n - first);
-    prefetch_ahead<Residual>(src, first + 2 * static_cast<std::size_t>(bucket), count, n);
     const value_range range = min_max<Residual>(src.shifted(first), count);
     TERSE_CHECK(range.finite, errc::non_finite,
                 "uniform: bucket " + std::to_string(k) + " holds NaN or Inf (the input must be finite)");

@@ -165,8 +165,10 @@ void inputs_in_range(float lo, float hi, std::size_t n, std::vector<float>& g, s
 TEST_CASE("quantizer SIMD: uniform quantize, residual and decode loops equal the portable ones")
 {
   std::vector<float> g, e_old;
-  for (const auto& [lo, hi] : {std::pair{-0.05f, 0.05f}, std::pair{-FLT_MAX, FLT_MAX}, std::pair{1e-41f, 3e-41f},
-                               std::pair{0.5f, 0.5f}, std::pair{-1e-30f, 1e30f}}) {
+  for (const auto& range : {std::pair{-0.05f, 0.05f}, std::pair{-FLT_MAX, FLT_MAX}, std::pair{1e-41f, 3e-41f},
+                            std::pair{0.5f, 0.5f}, std::pair{-1e-30f, 1e30f}}) {
+    const float lo = range.first;
+    const float hi = range.second;
     CAPTURE(lo);
     CAPTURE(hi);
     inputs_in_range(lo, hi, 1000, g, e_old);

@@ -16,8 +16,13 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64")
   include(CheckCXXSourceRuns)
   set(CMAKE_REQUIRED_FLAGS "-mavx2 -mfma -mf16c")
   check_cxx_source_runs([[
-    int main() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                        __builtin_cpu_supports("f16c") ? 0 : 1; }
+    #include <cpuid.h>
+    int main()
+    {
+      unsigned a = 0, b = 0, c = 0, d = 0;
+      const bool f16c = __get_cpuid(1, &a, &b, &c, &d) != 0 && ((c >> 29) & 1u) != 0;  // clang 14 lacks "f16c"
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c ? 0 : 1;
+    }
   ]] TERSE_QUANTIZERS_HOST_RUNS_AVX2)
   set(CMAKE_REQUIRED_FLAGS "-mavx2 -mfma -mf16c -mavx512f -mavx512vl")
   check_cxx_source_runs([[

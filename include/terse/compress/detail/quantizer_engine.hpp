@@ -38,6 +38,17 @@ struct quantizer_source {
   }
 };
 
+/// Value i of a source: g[i], or g[i] + e_old[i].
+template <bool Residual>
+TERSE_FORCEINLINE float source_value(const quantizer_source& src, std::size_t i) noexcept
+{
+  if constexpr (Residual) {
+    return src.g[i] + src.e_old[i];
+  } else {
+    return src.g[i];
+  }
+}
+
 /// Where codes go: field i of a span sits at bit `bit0 + i * bits` of `base`.
 struct field_cursor {
   std::uint8_t* base = nullptr;
@@ -63,7 +74,7 @@ void quantize_portable(const R& rule, const random_stream& stream, quantizer_sou
     const std::uint64_t bit = out.bit0 + static_cast<std::uint64_t>(i) * R::bits;
     const bool whole = take == 64 && bit % 8 == 0;
     for (std::size_t k = 0; k < take; ++k) {
-      const float p = Residual ? src.g[i + k] + src.e_old[i + k] : src.g[i + k];
+      const float p = source_value<Residual>(src, i + k);
       const std::uint32_t field = rule.code(p, dither(draws[in_group + k]));
       if constexpr (Residual) {
         src.e_new[i + k] = p - rule.value(field);

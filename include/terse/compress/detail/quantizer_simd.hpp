@@ -1,10 +1,11 @@
 #pragma once
 /// @file
-/// Which SIMD fast paths the quantizers compile, and Philox4x32-10 on eight
-/// blocks at once with AVX2.
+/// Which SIMD fast paths the quantizers compile, and Philox4x32-10 on groups
+/// of eight blocks at once (AVX2, or AVX-512 where available).
 ///
 /// `TERSE_QUANTIZER_AVX2` is 1 when the translation unit is compiled with
-/// AVX2 and FMA (e.g. -march=native on a recent x86), for host code only.
+/// AVX2 and FMA (e.g. -march=native on a recent x86), for host code only;
+/// `TERSE_QUANTIZER_AVX512` adds 512-bit Philox rounds when AVX-512F is on.
 /// Every fast path has a portable twin that produces the same bits; the
 /// tests compare them. Compile every translation unit of a program with the
 /// same -m flags: the dispatching functions are inline.

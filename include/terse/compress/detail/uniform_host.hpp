@@ -84,16 +84,6 @@ struct value_range {
 };
 
 template <bool Residual>
-TERSE_FORCEINLINE float source_value(const quantizer_source& src, std::size_t i) noexcept
-{
-  if constexpr (Residual) {
-    return src.g[i] + src.e_old[i];
-  } else {
-    return src.g[i];
-  }
-}
-
-template <bool Residual>
 value_range min_max_portable(quantizer_source src, std::size_t count) noexcept
 {
   float lo = std::numeric_limits<float>::infinity();

@@ -327,3 +327,25 @@ TEST_CASE("dgc prints its settings")
   os << dgc{};
   CHECK(os.str() == "dgc{density=0.01, tolerance=0.2, sample_fraction=0.001, reuse_threshold=1}");
 }
+
+TEST_CASE("dgc and topk on every tiny size, zeros and not (a fuzz find: empty workspaces)")
+{
+  for (std::size_t n = 0; n < 160; ++n) {
+    for (float density : {0.01f, 0.05f, 0.3f, 1.0f}) {
+      for (bool zeros : {false, true}) {
+        std::vector<float> v(n, 0.0f);
+        if (!zeros) {
+          v = sparse_test::quantised(n, n, 2);
+        }
+        CAPTURE(n);
+        CAPTURE(density);
+        dgc codec{.density = density, .tolerance = 0.0f};
+        CHECK(codec_test::encode(codec, {}, v) == exact_topk_as_dgc(density, v));
+        CHECK(codec_test::encode(codec, {}, v) == exact_topk_as_dgc(density, v));  // with the kept threshold
+        dgc loose{.density = density};
+        const auto payload = codec_test::encode(loose, {}, v);
+        CHECK(pairs_in(payload) <= loose.max_pairs(n));
+      }
+    }
+  }
+}

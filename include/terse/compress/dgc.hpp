@@ -190,8 +190,10 @@ struct dgc {
       std::uint32_t next = threshold;
       if (scratch.count + slack >= k && scratch.count <= k + slack) {
         c = scratch.count;  // close enough: send what passed
-        std::memcpy(indices, scratch.index(), 4 * c);
-        std::memcpy(detail::sparse_values(out.data(), c), scratch.bits(), 4 * c);
+        if (c != 0) {
+          std::memcpy(indices, scratch.index(), 4 * c);
+          std::memcpy(detail::sparse_values(out.data(), c), scratch.bits(), 4 * c);
+        }
       } else if (scratch.count > k) {
         c = k;  // too many: exactly the top k among them
         const detail::selection_cut cut = detail::cut_candidates(scratch, k);

@@ -44,9 +44,12 @@ struct sparse_workspace {
 
   /// Candidate indices (ascending) and value bits, `capacity()` of each.
   std::uint32_t* index() noexcept { return pairs_.data(); }
-  std::uint32_t* bits() noexcept { return pairs_.data() + capacity_ + skew; }
+  std::uint32_t* bits() noexcept { return pairs_.empty() ? pairs_.data() : pairs_.data() + capacity_ + skew; }
   const std::uint32_t* index() const noexcept { return pairs_.data(); }
-  const std::uint32_t* bits() const noexcept { return pairs_.data() + capacity_ + skew; }
+  const std::uint32_t* bits() const noexcept
+  {
+    return pairs_.empty() ? pairs_.data() : pairs_.data() + capacity_ + skew;
+  }
   std::size_t capacity() const noexcept { return capacity_; }
 
   /// Room for `wanted` candidates; the `count` held survive growth.

@@ -186,7 +186,11 @@ void check_qsgd_paths()
   for (float norm : {0.0f, 0.3f, 1e-40f, FLT_MAX, 1e25f}) {
     CAPTURE(norm);
     inputs_in_range(-norm, norm, 700, g, e_old);  // |v| <= N, as a bucket's values are
-    check_quantize_paths(qsgd_host_rule<bits>(qsgd_rule::make(norm, Levels)), g, e_old);
+    const qsgd_rule rule = qsgd_rule::make(norm, Levels);
+    check_quantize_paths(qsgd_host_rule<bits, true>(rule), g, e_old);
+    if (rule.pre == 1.0f) {  // the lanes that skip the exact multiplication by 1
+      check_quantize_paths(qsgd_host_rule<bits, false>(rule), g, e_old);
+    }
   }
 }
 

@@ -26,7 +26,9 @@
 namespace terse::detail {
 
 /// qsgd_rule with the lane-parallel versions the engine wants.
-template <unsigned Bits>
+/// @tparam Prescaled false when the rule's pre is 1: the lanes then skip
+///         multiplying |v| by it (exact either way, so the bits agree).
+template <unsigned Bits, bool Prescaled = true>
 struct qsgd_host_rule {
   static constexpr unsigned bits = Bits;
   qsgd_rule rule;
@@ -52,8 +54,10 @@ struct qsgd_host_rule {
   TERSE_FORCEINLINE __m256i code8(__m256 v, __m256 u) const noexcept
   {
     const __m256i bits_of_v = _mm256_castps_si256(v);
-    const __m256 magnitude =
-        _mm256_mul_ps(_mm256_castsi256_ps(_mm256_and_si256(bits_of_v, _mm256_set1_epi32(0x7fffffff))), pre8);
+    __m256 magnitude = _mm256_castsi256_ps(_mm256_and_si256(bits_of_v, _mm256_set1_epi32(0x7fffffff)));
+    if constexpr (Prescaled) {
+      magnitude = _mm256_mul_ps(magnitude, pre8);
+    }
     const __m256i level = _mm256_min_epi32(_mm256_cvttps_epi32(_mm256_fmadd_ps(magnitude, scale8, u)), levels8);
     return _mm256_or_si256(_mm256_slli_epi32(level, 1), _mm256_srli_epi32(bits_of_v, 31));
   }
@@ -206,9 +210,15 @@ void qsgd_encode_body(std::uint64_t bucket, const codec_context& ctx, quantizer_
     TERSE_CHECK(norm.finite, errc::non_finite,
                 "qsgd: bucket " + std::to_string(k) + " holds NaN or Inf (the input must be finite)");
     wire::store(body + 4 * k, norm.norm);
-    const qsgd_host_rule<bits> rule(qsgd_rule::make(norm.norm, Levels));
-    quantize<qsgd_host_rule<bits>, Residual>(rule, draws, src.shifted(first), count, ctx.offset + first,
-                                             {fields, static_cast<std::uint64_t>(first) * bits});
+    const qsgd_rule rule = qsgd_rule::make(norm.norm, Levels);
+    const field_cursor out{fields, static_cast<std::uint64_t>(first) * bits};
+    if (rule.pre == 1.0f) {
+      quantize<qsgd_host_rule<bits, false>, Residual>(qsgd_host_rule<bits, false>(rule), draws, src.shifted(first),
+                                                      count, ctx.offset + first, out);
+    } else {
+      quantize<qsgd_host_rule<bits, true>, Residual>(qsgd_host_rule<bits, true>(rule), draws, src.shifted(first), count,
+                                                     ctx.offset + first, out);
+    }
   }
   clear_padding(fields, n, bits);
 }

@@ -21,6 +21,7 @@
 #include <terse/core/concepts.hpp>
 #include <terse/core/error.hpp>
 #include <terse/core/state_io.hpp>
+#include <terse/core/stream.hpp>
 #include <terse/feedback/none.hpp>
 #include <terse/schedule/every_step.hpp>
 #include <terse/transport/detail/partition.hpp>
@@ -28,6 +29,7 @@
 
 #include <cstdint>
 #include <istream>
+#include <memory>
 #include <ostream>
 #include <type_traits>
 #include <utility>
@@ -77,6 +79,25 @@ concept saves_state = requires(const P& p, state_writer& out)
 {
   p.save(out);
 };
+
+/// What the device path keeps between steps (scratch, device-resident
+/// feedback and codec state). Host code sees only this interface, so a
+/// collective whose state lives on the device can still be saved and
+/// restored from any translation unit.
+struct device_state_base {
+  virtual ~device_state_base() = default;
+  virtual void save_policies(state_writer& out) const = 0;
+  virtual void load_policies(state_reader& in) = 0;
+};
+
+/// The compressed path for device buffers: defined by
+/// <terse/cuda/allreduce.cuh>, which a translation unit compiled by nvcc
+/// includes to average device buffers with a compressor.
+template <class Allreduce>
+struct device_path;
+
+template <class Allreduce>
+concept has_device_path = requires { sizeof(device_path<Allreduce>); };
 }  // namespace detail
 
 /// Averages a flat, bucketed buffer across ranks, compressing it with
@@ -129,14 +150,15 @@ class allreduce {
   }
 
   /// After the backward pass: averages `gradients` in place across ranks
-  /// when the schedule asks for it. Returns what was done.
+  /// when the schedule asks for it. Returns what was done. Device buffers
+  /// take the stream the gradients were produced on.
   template <memory_space S>
-  sync_action on_gradients(span<float, S> gradients)
+  sync_action on_gradients(span<float, S> gradients, stream_ref stream = {})
   {
     const sync_action action = schedule_.on_gradients(step_context{gradient_calls_});
     ++gradient_calls_;
     if (action == sync_action::average) {
-      average(gradients);
+      average(gradients, stream);
     }
     return action;
   }
@@ -144,31 +166,36 @@ class allreduce {
   /// After the optimizer step: averages `parameters` in place when the
   /// schedule asks for it (local SGD and friends). Returns what was done.
   template <memory_space S>
-  sync_action on_parameters(span<float, S> parameters)
+  sync_action on_parameters(span<float, S> parameters, stream_ref stream = {})
   {
     const sync_action action = schedule_.on_parameters(step_context{parameter_calls_});
     ++parameter_calls_;
     if (action == sync_action::average) {
-      average(parameters);
+      average(parameters, stream);
     }
     return action;
   }
 
   /// Averages `values` across ranks now, bucket by bucket; one exchange
-  /// step (it advances the step that keys draws and feedback).
+  /// step (it advances the step that keys draws and feedback). Device
+  /// buffers are averaged on `stream` (or the transport's own).
   template <memory_space S>
-  void average(span<float, S> values)
+  void average(span<float, S> values, stream_ref stream = {})
   {
     static_assert(concepts::check_collective_transport<Transport, S>());
-    static_assert(S == memory_space::host || std::is_same_v<Compressor, compress::identity>,
-                  "terse::allreduce: compressed averaging of device buffers needs the CUDA codecs "
-                  "(include <terse/cuda/allreduce.cuh> and compile with nvcc)");
     TERSE_EXPECTS(values.size() == shape_.total(), "the buffer has " + std::to_string(values.size()) +
                                                        " elements but the layout " + std::to_string(shape_.total()));
     if constexpr (std::is_same_v<Compressor, compress::identity>) {
+      (void)stream;
       average_dense(values);
-    } else {
+    } else if constexpr (S == memory_space::host) {
+      (void)stream;
       average_compressed(values);
+    } else {
+      static_assert(detail::has_device_path<allreduce>,
+                    "terse::allreduce: compressed averaging of device buffers runs the CUDA codecs: include "
+                    "<terse/cuda/allreduce.cuh> in a translation unit compiled by nvcc");
+      detail::device_path<allreduce>::average(*this, values, stream);
     }
     ++exchanges_;
   }
@@ -190,6 +217,9 @@ class allreduce {
   std::uint64_t step() const noexcept { return exchanges_; }
 
  private:
+  template <class>
+  friend struct detail::device_path;
+
   template <memory_space S>
   void average_dense(span<float, S> values);
   void average_compressed(host_span<float> values);
@@ -229,6 +259,9 @@ class allreduce {
   std::vector<float> own_decoded_;
   std::vector<std::size_t> counts_;
   std::vector<std::uint64_t> sizes_;
+  /// Device scratch and feedback state, made by the CUDA path on first use
+  /// (type-erased so the class is the same in host and nvcc translation units).
+  std::shared_ptr<detail::device_state_base> device_state_;
 };
 
 }  // namespace terse

@@ -436,11 +436,15 @@ void allreduce<C, F, T, S>::save(std::ostream& out) const
   w.value(exchanges_);
   w.value(gradient_calls_);
   w.value(parameter_calls_);
-  if constexpr (detail::saves_state<F>) {
-    feedback_.save(w);
-  }
-  if constexpr (detail::saves_state<C>) {
-    compressor_.save(w);
+  if (device_state_) {  // the state lives on the device
+    device_state_->save_policies(w);
+  } else {
+    if constexpr (detail::saves_state<F>) {
+      feedback_.save(w);
+    }
+    if constexpr (detail::saves_state<C>) {
+      compressor_.save(w);
+    }
   }
   if constexpr (detail::saves_state<S>) {
     schedule_.save(w);
@@ -468,11 +472,15 @@ void allreduce<C, F, T, S>::load(std::istream& in)
   const auto exchanges = r.value<std::uint64_t>();
   const auto gradient_calls = r.value<std::uint64_t>();
   const auto parameter_calls = r.value<std::uint64_t>();
-  if constexpr (detail::saves_state<F>) {
-    feedback_.load(r);
-  }
-  if constexpr (detail::saves_state<C>) {
-    compressor_.load(r);
+  if (device_state_) {
+    device_state_->load_policies(r);
+  } else {
+    if constexpr (detail::saves_state<F>) {
+      feedback_.load(r);
+    }
+    if constexpr (detail::saves_state<C>) {
+      compressor_.load(r);
+    }
   }
   if constexpr (detail::saves_state<S>) {
     schedule_.load(r);

@@ -97,7 +97,10 @@ template <class Allreduce>
 struct device_path;
 
 template <class Allreduce>
-concept has_device_path = requires { sizeof(device_path<Allreduce>); };
+concept has_device_path = requires
+{
+  sizeof(device_path<Allreduce>);
+};
 }  // namespace detail
 
 /// Averages a flat, bucketed buffer across ranks, compressing it with
@@ -155,26 +158,44 @@ class allreduce {
   template <memory_space S>
   sync_action on_gradients(span<float, S> gradients, stream_ref stream = {})
   {
-    const sync_action action = schedule_.on_gradients(step_context{gradient_calls_});
-    ++gradient_calls_;
-    if (action == sync_action::average) {
-      average(gradients, stream);
+    const step_context ctx{gradient_calls_++};
+    if constexpr (concepts::schedule_observes_gradients<Schedule, allreduce>) {
+      static_assert(S == memory_space::host, "this schedule reads the gradients: pass host buffers");
+      return schedule_.on_gradients(ctx, gradients, *this);
+    } else {
+      const sync_action action = schedule_.on_gradients(ctx);
+      if (action == sync_action::average) {
+        average(gradients, stream);
+      }
+      return action;
     }
-    return action;
   }
 
   /// After the optimizer step: averages `parameters` in place when the
-  /// schedule asks for it (local SGD and friends). Returns what was done.
+  /// schedule asks for it (local SGD and friends), or lets a schedule that
+  /// drives the exchange (FDA, SlowMo) do it. Returns what was done.
   template <memory_space S>
   sync_action on_parameters(span<float, S> parameters, stream_ref stream = {})
   {
-    const sync_action action = schedule_.on_parameters(step_context{parameter_calls_});
-    ++parameter_calls_;
-    if (action == sync_action::average) {
-      average(parameters, stream);
+    const step_context ctx{parameter_calls_++};
+    if constexpr (concepts::schedule_drives_parameters<Schedule, allreduce>) {
+      static_assert(S == memory_space::host, "this schedule reads the parameters: pass host buffers");
+      return schedule_.on_parameters(ctx, parameters, *this);
+    } else {
+      const sync_action action = schedule_.on_parameters(ctx);
+      if (action == sync_action::average) {
+        average(parameters, stream);
+      }
+      return action;
     }
-    return action;
   }
+
+  /// A small uncompressed allreduce for a schedule's monitoring state
+  /// (metered and modelled like any verb of the transport).
+  void monitor(host_span<double> values, reduce_op op) { transport_->allreduce(values, op); }
+
+  int rank() const { return transport_->rank(); }
+  int size() const { return transport_->size(); }
 
   /// Averages `values` across ranks now, bucket by bucket; one exchange
   /// step (it advances the step that keys draws and feedback). Device

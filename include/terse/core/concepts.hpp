@@ -95,11 +95,14 @@ concept self_reducing_compressor = requires(C& c, const codec_context& ctx, Tran
 /// `out` and writes e_new = p - decode(p). It changes no state (e_new is a
 /// staging buffer the feedback commits once the exchange succeeded).
 template <class C>
-concept residual_fusing_compressor =
-    requires(C& c, const codec_context& ctx, host_span<const float> g, host_span<const float> e_old,
-             host_span<float> e_new, host_span<std::byte> out) {
-      { c.encode_residual(ctx, g, e_old, e_new, out) } -> std::same_as<std::size_t>;
-    };
+concept residual_fusing_compressor = requires(C& c, const codec_context& ctx, host_span<const float> g,
+                                              host_span<const float> e_old, host_span<float> e_new,
+                                              host_span<std::byte> out)
+{
+  {
+    c.encode_residual(ctx, g, e_old, e_new, out)
+    } -> std::same_as<std::size_t>;
+};
 
 // --- feedback ----------------------------------------------------------------
 
@@ -185,6 +188,19 @@ concept transport = transport_knows_its_rank<T> &&
 
 // --- schedule ------------------------------------------------------------------
 
+/// What a collective offers a schedule that drives the exchange itself (the
+/// collective is one): a compressed average of a layout-sized buffer with
+/// the collective's compressor and feedback, a small uncompressed allreduce
+/// for monitoring state (FDA's estimates, event checks; metered like any
+/// verb), and the rank and world size. Every rank must take the same
+/// decisions, so decisions rest on values every rank holds (monitored ones).
+struct averager_archetype {
+  void average(host_span<float> values);
+  void monitor(host_span<double> values, reduce_op op);
+  int rank() const;
+  int size() const;
+};
+
 template <class S>
 concept schedule_decides_gradients = requires(S& s, const step_context& ctx)
 {
@@ -201,10 +217,37 @@ concept schedule_decides_parameters = requires(S& s, const step_context& ctx)
     } -> std::same_as<sync_action>;
 };
 
-/// Decides at each hook whether to communicate: `on_gradients` after the
-/// backward pass, `on_parameters` after the optimizer step.
+/// A schedule that sees the gradients (an event trigger on their norm) and
+/// may average them itself through `averager`.
+template <class S, class Averager = averager_archetype>
+concept schedule_observes_gradients = requires(S& s, const step_context& ctx, host_span<float> gradients,
+                                               Averager& averager)
+{
+  {
+    s.on_gradients(ctx, gradients, averager)
+    } -> std::same_as<sync_action>;
+};
+
+/// A schedule that drives the parameter exchange itself (FDA, SlowMo,
+/// BMUF, adaptive intervals): it decides from monitored values, averages
+/// through `averager` (the model or a delta) and may change the parameters
+/// after (an outer momentum step).
+template <class S, class Averager = averager_archetype>
+concept schedule_drives_parameters = requires(S& s, const step_context& ctx, host_span<float> parameters,
+                                              Averager& averager)
+{
+  {
+    s.on_parameters(ctx, parameters, averager)
+    } -> std::same_as<sync_action>;
+};
+
+/// Decides at each hook whether to communicate: after the backward pass
+/// (gradients) and after the optimizer step (parameters). Either answer
+/// with a sync_action from the step alone, or drive the exchange with the
+/// buffer and an averager.
 template <class S>
-concept schedule = schedule_decides_gradients<S> && schedule_decides_parameters<S>;
+concept schedule = (schedule_decides_gradients<S> || schedule_observes_gradients<S>)&&(schedule_decides_parameters<S> ||
+                                                                                       schedule_drives_parameters<S>);
 
 // --- diagnostics ---------------------------------------------------------------
 // Each check_* static_asserts one requirement at a time so a failure reads as
@@ -254,12 +297,12 @@ consteval bool check_collective_transport()
 template <class S>
 consteval bool check_schedule()
 {
-  static_assert(schedule_decides_gradients<S>,
+  static_assert(schedule_decides_gradients<S> || schedule_observes_gradients<S>,
                 "terse schedule: add `sync_action on_gradients(const step_context&)` deciding what to do after "
-                "the backward pass");
-  static_assert(schedule_decides_parameters<S>,
+                "the backward pass (or `on_gradients(ctx, host_span<float> gradients, Averager&)`)");
+  static_assert(schedule_decides_parameters<S> || schedule_drives_parameters<S>,
                 "terse schedule: add `sync_action on_parameters(const step_context&)` deciding what to do after "
-                "the optimizer step");
+                "the optimizer step (or `on_parameters(ctx, host_span<float> parameters, Averager&)`)");
   return schedule<S>;
 }
 

@@ -1,7 +1,45 @@
-# Fails unless README.md quotes examples/quick_start.cpp verbatim.
+cmake_minimum_required(VERSION 3.25)
+# Fails unless README.md quotes examples/quick_start.cpp verbatim, and every
+# region marked `// readme:begin <name>` ... `// readme:end <name>` in the
+# other examples (with its common indentation removed). The text is handled
+# as one string throughout: C++ has semicolons, which CMake lists split on.
 file(READ "${README}" readme)
 file(READ "${EXAMPLE}" example)
 string(FIND "${readme}" "```cpp\n${example}```" at)
 if(at EQUAL -1)
   message(FATAL_ERROR "README.md's quick start differs from examples/quick_start.cpp: update one to match the other")
 endif()
+
+string(REPLACE "|" ";" region_sources "${REGION_SOURCES}")
+foreach(source IN LISTS region_sources)
+  file(READ "${source}" content)
+  while(TRUE)
+    string(FIND "${content}" "// readme:begin " begin)
+    if(begin EQUAL -1)
+      break()
+    endif()
+    # The region starts on the line after the marker; the marker's own
+    # indentation is the common indentation.
+    string(SUBSTRING "${content}" 0 ${begin} before)
+    string(FIND "${before}" "\n" line_start REVERSE)
+    math(EXPR width "${begin} - ${line_start} - 1")
+    string(SUBSTRING "${content}" ${begin} -1 content)
+    string(FIND "${content}" "\n" eol)
+    math(EXPR name_length "${eol} - 16")
+    string(SUBSTRING "${content}" 16 ${name_length} name)
+    math(EXPR eol "${eol} + 1")
+    string(SUBSTRING "${content}" ${eol} -1 content)
+    string(FIND "${content}" "// readme:end" end)
+    string(SUBSTRING "${content}" 0 ${end} region)
+    string(SUBSTRING "${content}" ${end} -1 content)
+    string(REGEX REPLACE "[ ]+$" "" region "${region}")  # the end marker's indentation
+    string(REPEAT " " ${width} indent)
+    string(REPLACE "\n${indent}" "\n" region "\n${region}")
+    string(SUBSTRING "${region}" 1 -1 region)
+    string(FIND "${readme}" "${region}" found)
+    if(found EQUAL -1)
+      string(STRIP "${name}" name)
+      message(FATAL_ERROR "README.md does not quote the region '${name}' of ${source} verbatim")
+    endif()
+  endwhile()
+endforeach()

@@ -1,0 +1,2 @@
+terse_add_test(schedules_tests SOURCES
+  fda_test.cpp)

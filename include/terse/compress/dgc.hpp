@@ -194,6 +194,14 @@ struct dgc {
           std::memcpy(indices, scratch.index(), 4 * c);
           std::memcpy(detail::sparse_values(out.data(), c), scratch.bits(), 4 * c);
         }
+      } else if (scratch.count > 4 * (k + slack)) {
+        // Far too many (a kept threshold that error feedback has outgrown:
+        // the unsent mass accumulates): a fresh sampled top-k over the
+        // values costs one more read pass, far less than selecting among
+        // millions of candidates.
+        c = k;
+        next = detail::select_top_k(detail::plain_values{source.values()}, n, k, scratch, indices,
+                                    detail::sparse_values(out.data(), k), "dgc");
       } else if (scratch.count > k) {
         c = k;  // too many: exactly the top k among them
         const detail::selection_cut cut = detail::cut_candidates(scratch, k);

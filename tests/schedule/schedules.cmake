@@ -6,4 +6,5 @@ terse_add_test(schedules_tests SOURCES
   fda_test.cpp
   slowmo_test.cpp
   bmuf_test.cpp
-  convergence_test.cpp)
+  convergence_test.cpp
+  allocation_test.cpp)

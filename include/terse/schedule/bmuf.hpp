@@ -101,6 +101,10 @@ class bmuf {
   template <class Averager>
   sync_action on_parameters(const step_context& ctx, host_span<float> parameters, Averager& averager)
   {
+    if (!loop_.started()) {  // size the buffers before the first average
+      global_.reserve(parameters.size());
+      update_.reserve(parameters.size());
+    }
     if (!loop_.block_averaged(ctx, parameters, averager)) {
       return sync_action::skip;
     }

@@ -114,6 +114,9 @@ class slowmo {
   template <class Averager>
   sync_action on_parameters(const step_context& ctx, host_span<float> parameters, Averager& averager)
   {
+    if (!loop_.started()) {  // size the buffers before the first average
+      momentum_.reserve(parameters.size());
+    }
     if (!loop_.block_averaged(ctx, parameters, averager)) {
       return sync_action::skip;
     }

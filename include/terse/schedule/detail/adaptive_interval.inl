@@ -19,6 +19,9 @@ inline adaptive_interval::adaptive_interval(adaptive_config config) : config_(co
 template <class Averager>
 sync_action adaptive_interval::on_parameters(const step_context&, host_span<float> parameters, Averager& averager)
 {
+  if (!reference_.ready()) {
+    reference_.reserve(parameters.size());
+  }
   if (++since_sync_ < period_) {
     return sync_action::skip;
   }

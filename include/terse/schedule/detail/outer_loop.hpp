@@ -80,11 +80,25 @@ class outer_loop {
     }
   }
 
+  /// Sizes the buffers for `n` parameters ahead of the first average, so
+  /// no later step allocates (a no-op once started).
+  void reserve(std::size_t n)
+  {
+    if (!started_) {
+      start_.reserve(n);
+      if (average_delta_) {
+        delta_.reserve(n);
+        exact_.reserve(n);
+      }
+    }
+  }
+
   /// Runs the base's parameter hook. Returns true when the ranks averaged:
   /// `parameters` then hold the block average x̄, the same on every rank.
   template <class Averager>
   bool block_averaged(const step_context& ctx, host_span<float> parameters, Averager& averager)
   {
+    reserve(parameters.size());
     if constexpr (concepts::schedule_drives_parameters<Base, Averager>) {
       return base_.on_parameters(ctx, parameters, averager) == sync_action::average;
     } else {
@@ -94,7 +108,8 @@ class outer_loop {
       if (!average_delta_) {
         averager.average(parameters);
       } else if (!started_) {
-        average_exactly(parameters, averager);
+        average_exactly(parameters, averager, exact_);
+        std::vector<double>().swap(exact_);  // needed once
       } else {
         check_size(parameters.size());
         for (std::size_t i = 0; i < parameters.size(); ++i) {
@@ -162,7 +177,8 @@ class outer_loop {
   bool average_delta_;
   bool started_ = false;
   std::vector<float> start_;
-  std::vector<float> delta_;  // scratch for average_delta, sized once
+  std::vector<float> delta_;   // scratch for average_delta, sized once
+  std::vector<double> exact_;  // the first exact average's doubles
 };
 
 }  // namespace terse::schedule::detail

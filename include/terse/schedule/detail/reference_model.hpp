@@ -52,14 +52,15 @@ inline double squared_norm(host_span<const float> a) noexcept
 
 /// Averages `parameters` exactly across ranks: dense, uncompressed, through
 /// the averager's monitor on doubles (so every rank gets the same bits).
-/// Allocates its double buffer: meant for a one-time average.
+/// `scratch` holds the doubles (reserve it ahead to keep this step free of
+/// allocation).
 template <class Averager>
-void average_exactly(host_span<float> parameters, Averager& averager)
+void average_exactly(host_span<float> parameters, Averager& averager, std::vector<double>& scratch)
 {
-  std::vector<double> exact(parameters.begin(), parameters.end());
-  averager.monitor(host_span<double>(exact), reduce_op::average);
+  scratch.assign(parameters.begin(), parameters.end());
+  averager.monitor(host_span<double>(scratch), reduce_op::average);
   for (std::size_t i = 0; i < parameters.size(); ++i) {
-    parameters[i] = static_cast<float>(exact[i]);
+    parameters[i] = static_cast<float>(scratch[i]);
   }
 }
 
@@ -69,6 +70,15 @@ class reference_model {
   bool ready() const noexcept { return ready_; }
   std::size_t size() const noexcept { return reference_.size(); }
   host_span<const float> reference() const noexcept { return host_span<const float>(reference_); }
+
+  /// Sizes the buffers for `n` parameters ahead of the first sync, so no
+  /// later step allocates (call it on every step until ready()).
+  void reserve(std::size_t n)
+  {
+    reference_.reserve(n);
+    delta_.reserve(n);
+    exact_.reserve(n);
+  }
 
   /// Every rank starts from `parameters` (the same values on every rank).
   void start(host_span<const float> parameters)
@@ -91,8 +101,9 @@ class reference_model {
   template <class Averager>
   void establish(host_span<float> parameters, Averager& averager)
   {
-    average_exactly(parameters, averager);
+    average_exactly(parameters, averager, exact_);
     start(host_span<const float>(parameters));
+    std::vector<double>().swap(exact_);  // needed once: give the memory back
   }
 
   /// Averages the delta from the reference through the averager's codec and
@@ -148,7 +159,8 @@ class reference_model {
   }
 
   std::vector<float> reference_;
-  std::vector<float> delta_;  // scratch, sized once
+  std::vector<float> delta_;   // scratch, sized once
+  std::vector<double> exact_;  // establish()'s doubles, until it ran
   bool ready_ = false;
 };
 

@@ -36,7 +36,13 @@
 #include <terse/feedback/none.hpp>
 #include <terse/feedback/periodic_flush.hpp>
 #include <terse/feedback/residual.hpp>
+#include <terse/schedule/adaptive_interval.hpp>
+#include <terse/schedule/bmuf.hpp>
+#include <terse/schedule/event_triggered.hpp>
 #include <terse/schedule/every_step.hpp>
+#include <terse/schedule/fda.hpp>
+#include <terse/schedule/periodic.hpp>
+#include <terse/schedule/slowmo.hpp>
 #include <terse/transport/faulty.hpp>
 #include <terse/transport/local.hpp>
 #include <terse/transport/metered.hpp>

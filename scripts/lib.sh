@@ -27,5 +27,7 @@ terse_need_packages() {
 
 # The toolchain and libraries every build uses.
 terse_base_packages=(cmake ninja-build g++ doctest-dev libbenchmark-dev libopenmpi-dev openmpi-bin libopenblas-dev)
+# The training study (scripts/demo, tests/study): Fashion-MNIST, BLAS, zlib.
+terse_study_packages=(dataset-fashion-mnist libopenblas-dev zlib1g-dev)
 
 terse_jobs() { nproc 2>/dev/null || echo 2; }

@@ -1,12 +1,13 @@
 #include "fashion_mnist.hpp"
 
-#include <zlib.h>
-
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <filesystem>
 #include <memory>
 #include <stdexcept>
+#include <type_traits>
+#include <zlib.h>
 
 namespace study {
 namespace {
@@ -96,8 +97,8 @@ dataset read_split(const std::string& dir, const std::string& prefix, std::size_
   dataset split;
   split.labels = read_idx(labels_path, 1, label_shape, limit);
   if (label_shape[0] != image_shape[0]) {
-    fail(labels_path, "holds " + std::to_string(label_shape[0]) + " labels for " + std::to_string(image_shape[0]) +
-                          " images");
+    fail(labels_path,
+         "holds " + std::to_string(label_shape[0]) + " labels for " + std::to_string(image_shape[0]) + " images");
   }
   for (const std::uint8_t label : split.labels) {
     if (label >= classes) {

@@ -1,0 +1,94 @@
+// Configurations that average gradients every step (synchronous SGD), with
+// each compressor and its customary feedback.
+#include <terse/compress/cast.hpp>
+#include <terse/compress/dgc.hpp>
+#include <terse/compress/identity.hpp>
+#include <terse/compress/powersgd.hpp>
+#include <terse/compress/qsgd.hpp>
+#include <terse/compress/topk.hpp>
+#include <terse/compress/uniform.hpp>
+#include <terse/feedback/dgc_momentum.hpp>
+#include <terse/feedback/none.hpp>
+#include <terse/feedback/residual.hpp>
+#include <terse/schedule/every_step.hpp>
+
+#include "configuration.hpp"
+#include "trainer.hpp"
+
+namespace study {
+namespace {
+
+using namespace terse;
+using schedule::every_step;
+
+auto dense(const configuration&, const run_context&)
+{
+  return policies<compress::identity, feedback::none, every_step>{};
+}
+
+auto bf16(const configuration&, const run_context&)
+{
+  return policies<compress::cast_bf16, feedback::none, every_step>{};
+}
+
+auto qsgd(const configuration&, const run_context&)
+{
+  return policies<compress::qsgd<15>, feedback::none, every_step>{};
+}
+
+auto uniform4(const configuration&, const run_context&)
+{
+  return policies<compress::uniform<4>, feedback::residual, every_step>{};
+}
+
+auto topk(const configuration& c, const run_context&)
+{
+  return policies<compress::topk, feedback::residual, every_step>{
+      compress::topk{.density = static_cast<float>(c.knob("density"))}, {}, {}};
+}
+
+auto dgc(const configuration& c, const run_context&)
+{
+  compress::dgc codec;
+  codec.density = static_cast<float>(c.knob("density"));
+  const feedback::dgc_config momentum{.momentum = static_cast<float>(c.knob("dgc_momentum")),
+                                      .max_norm = 0.0f,
+                                      .warmup_steps = static_cast<std::uint64_t>(c.knob("warmup_steps")),
+                                      .warmup_density = 0.25};
+  return policies<compress::dgc, feedback::dgc_momentum, every_step>{
+      std::move(codec), feedback::dgc_momentum(momentum), {}};
+}
+
+auto powersgd(const configuration& c, const run_context&)
+{
+  compress::powersgd codec;
+  codec.rank = static_cast<std::uint32_t>(c.knob("rank"));
+  return policies<compress::powersgd, feedback::residual, every_step>{std::move(codec), {}, {}};
+}
+
+}  // namespace
+
+void add_gradient_configurations(std::vector<configuration>& list)
+{
+  list.push_back(make_configuration("dense", "synchronous SGD: fp32 gradients averaged every step",
+                                    {{"lr", 0.05}, {"momentum", 0.9}}, dense));
+  list.push_back(make_configuration("bf16", "gradients cast to bfloat16, summed in fp32, every step",
+                                    {{"lr", 0.05}, {"momentum", 0.9}}, bf16));
+  list.push_back(make_configuration("qsgd-5bit", "QSGD, s = 15 levels (sign + 4 bits), buckets of 512, every step",
+                                    {{"lr", 0.05}, {"momentum", 0.9}}, qsgd));
+  list.push_back(make_configuration("uniform-4bit",
+                                    "4-bit stochastic min-max quantization, buckets of 512, + residual, every step",
+                                    {{"lr", 0.05}, {"momentum", 0.9}}, uniform4));
+  for (const auto& [name, density] : {std::pair{"topk-1%", 0.01}, {"topk-0.1%", 0.001}, {"topk-0.01%", 0.0001}}) {
+    list.push_back(make_configuration(name, "top-k of each weight tensor + residual feedback, every step",
+                                      {{"lr", 0.05}, {"momentum", 0.9}, {"density", density}}, topk));
+  }
+  list.push_back(make_configuration(
+      "dgc-0.1%",
+      "DGC: sampled threshold, momentum correction and masking (optimizer without momentum), density warm-up from 25%",
+      {{"lr", 0.05}, {"momentum", 0.0}, {"density", 0.001}, {"dgc_momentum", 0.9}, {"warmup_steps", 60}}, dgc));
+  list.push_back(make_configuration("powersgd-r2", "PowerSGD rank 2 (warm-started power step) + residual, every step",
+                                    {{"lr", 0.2}, {"momentum", 0.0}, {"rank", 2}}, powersgd));
+}
+
+}  // namespace study

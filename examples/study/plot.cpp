@@ -1,0 +1,171 @@
+#include "plot.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace study {
+namespace {
+
+// Distinct colours (Tableau 20, reordered so neighbours differ).
+constexpr const char* palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+                                   "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ff9896",
+                                   "#98df8a", "#ffbb78", "#c5b0d5", "#c49c94", "#f7b6d2", "#9edae5"};
+constexpr std::size_t palette_size = sizeof palette / sizeof palette[0];
+
+std::string escape(const std::string& text)
+{
+  std::string out;
+  for (const char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string number(double v)
+{
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f", v);
+  return text;
+}
+
+/// "1 kB", "10 MB": the label of a power of ten.
+std::string decade_label(int exponent)
+{
+  const char* units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
+  const int unit = std::clamp(exponent / 3, 0, 5);
+  const int rest = exponent - 3 * unit;
+  return std::to_string(rest == 0 ? 1 : rest == 1 ? 10 : 100) + " " + units[unit];
+}
+
+}  // namespace
+
+void plot_accuracy_vs_bytes(const std::string& path, const std::string& title, const std::vector<run_result>& runs,
+                            const std::string& partition, std::optional<double> target)
+{
+  std::vector<const run_result*> lines;
+  for (const run_result& r : runs) {
+    if (r.partition == partition && !r.curve.empty()) {
+      lines.push_back(&r);
+    }
+  }
+  // Ranges: decades of bytes (points with no bytes yet cannot sit on a log
+  // axis and are left out); accuracy from a little under the lowest
+  // interesting value to a little over the best.
+  double min_bytes = INFINITY;
+  double max_bytes = 0;
+  double best = 0;
+  double lowest = 1;
+  for (const run_result* r : lines) {
+    for (const curve_point& p : r->curve) {
+      if (p.bytes_sent > 0) {
+        min_bytes = std::min(min_bytes, p.bytes_sent);
+        max_bytes = std::max(max_bytes, p.bytes_sent);
+      }
+      best = std::max(best, p.accuracy);
+      lowest = std::min(lowest, p.accuracy);
+    }
+  }
+  if (!(max_bytes > 0)) {
+    min_bytes = 1;
+    max_bytes = 10;
+  }
+  const int x_lo = static_cast<int>(std::floor(std::log10(min_bytes)));
+  const int x_hi = std::max(x_lo + 1, static_cast<int>(std::ceil(std::log10(max_bytes))));
+  const double y_hi = std::min(100.0, std::ceil(best * 100 + 1));
+  const double y_lo = std::max({0.0, std::floor(lowest * 100 - 1), y_hi - 30.0});
+
+  constexpr double width = 980;
+  constexpr double height = 600;
+  constexpr double left = 70;
+  constexpr double right = 700;
+  constexpr double top = 50;
+  constexpr double bottom = 530;
+  const auto sx = [&](double bytes) {
+    return left + (std::log10(bytes) - x_lo) / static_cast<double>(x_hi - x_lo) * (right - left);
+  };
+  const auto sy = [&](double accuracy) { return bottom - (accuracy * 100 - y_lo) / (y_hi - y_lo) * (bottom - top); };
+
+  std::ostringstream svg;
+  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
+      << "\" viewBox=\"0 0 " << width << ' ' << height << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      << "<defs><clipPath id=\"plot\"><rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << right - left
+      << "\" height=\"" << bottom - top << "\"/></clipPath></defs>\n"
+      << "<text x=\"" << (left + right) / 2 << "\" y=\"28\" text-anchor=\"middle\" font-size=\"15\">" << escape(title)
+      << "</text>\n";
+  // Grid and ticks.
+  for (int e = x_lo; e <= x_hi; ++e) {
+    const double x = sx(std::pow(10.0, e));
+    svg << "<line x1=\"" << number(x) << "\" y1=\"" << top << "\" x2=\"" << number(x) << "\" y2=\"" << bottom
+        << "\" stroke=\"#ddd\"/>\n<text x=\"" << number(x) << "\" y=\"" << bottom + 18 << "\" text-anchor=\"middle\">"
+        << decade_label(e) << "</text>\n";
+    for (int m = 2; m < 10 && e < x_hi; ++m) {
+      const double xm = sx(m * std::pow(10.0, e));
+      svg << "<line x1=\"" << number(xm) << "\" y1=\"" << bottom << "\" x2=\"" << number(xm) << "\" y2=\"" << bottom - 5
+          << "\" stroke=\"#999\"/>\n";
+    }
+  }
+  const double y_step = y_hi - y_lo > 15 ? 5 : y_hi - y_lo > 6 ? 2 : 1;
+  for (double a = std::ceil(y_lo / y_step) * y_step; a <= y_hi + 1e-9; a += y_step) {
+    const double y = sy(a / 100);
+    svg << "<line x1=\"" << left << "\" y1=\"" << number(y) << "\" x2=\"" << right << "\" y2=\"" << number(y)
+        << "\" stroke=\"#ddd\"/>\n<text x=\"" << left - 8 << "\" y=\"" << number(y + 4) << "\" text-anchor=\"end\">"
+        << a << "%</text>\n";
+  }
+  svg << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << right - left << "\" height=\"" << bottom - top
+      << "\" fill=\"none\" stroke=\"#333\"/>\n"
+      << "<text x=\"" << (left + right) / 2 << "\" y=\"" << bottom + 42
+      << "\" text-anchor=\"middle\">bytes sent per worker (log scale; monitoring included)</text>\n"
+      << "<text transform=\"translate(20 " << (top + bottom) / 2
+      << ") rotate(-90)\" text-anchor=\"middle\">test accuracy of the averaged model</text>\n";
+  if (target) {
+    const double y = sy(*target);
+    svg << "<line x1=\"" << left << "\" y1=\"" << number(y) << "\" x2=\"" << right << "\" y2=\"" << number(y)
+        << "\" stroke=\"#000\" stroke-dasharray=\"6 4\"/>\n<text x=\"" << right - 4 << "\" y=\"" << number(y - 5)
+        << "\" text-anchor=\"end\">target " << number(*target * 100) << "%</text>\n";
+  }
+  // One polyline (and a dot per evaluation) per configuration.
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const char* colour = palette[i % palette_size];
+    const bool dashed = i >= palette_size;
+    svg << "<g clip-path=\"url(#plot)\" fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"2\""
+        << (dashed ? " stroke-dasharray=\"5 3\"" : "") << "><polyline points=\"";
+    for (const curve_point& p : lines[i]->curve) {
+      if (p.bytes_sent > 0) {
+        svg << number(sx(p.bytes_sent)) << ',' << number(sy(p.accuracy)) << ' ';
+      }
+    }
+    svg << "\"/>";
+    for (const curve_point& p : lines[i]->curve) {
+      if (p.bytes_sent > 0) {
+        svg << "<circle cx=\"" << number(sx(p.bytes_sent)) << "\" cy=\"" << number(sy(p.accuracy))
+            << "\" r=\"2.2\" fill=\"" << colour << "\"/>";
+      }
+    }
+    svg << "</g>\n";
+    const double ly = top + 8 + 20.0 * static_cast<double>(i);
+    svg << "<line x1=\"" << right + 20 << "\" y1=\"" << ly << "\" x2=\"" << right + 48 << "\" y2=\"" << ly
+        << "\" stroke=\"" << colour << "\" stroke-width=\"3\"" << (dashed ? " stroke-dasharray=\"5 3\"" : "")
+        << "/>\n<text x=\"" << right + 56 << "\" y=\"" << ly + 4 << "\">" << escape(lines[i]->config) << " ("
+        << number(lines[i]->final_accuracy() * 100) << "%)</text>\n";
+  }
+  svg << "</svg>\n";
+  std::ofstream file(path);
+  file << svg.str();
+  file.flush();
+  if (!file) {
+    throw std::runtime_error(path + ": cannot be written");
+  }
+}
+
+}  // namespace study

@@ -1,0 +1,57 @@
+#pragma once
+// What one training run measured, and the figures derived from it.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace study {
+
+/// One evaluation of the averaged model. Byte and time figures are the mean
+/// over the workers, cumulative since the start of the run.
+struct curve_point {
+  std::uint64_t step = 0;  ///< optimizer steps taken by every worker
+  double epoch = 0;        ///< passes over the training set (all workers together)
+  double bytes_sent = 0;   ///< per worker, monitoring included (terse::metered)
+  double accuracy = 0;     ///< test accuracy of the averaged model, in [0, 1]
+  double test_loss = 0;
+  double train_loss = 0;    ///< mean minibatch loss since the previous point
+  double comm_model_s = 0;  ///< modelled communication time (terse::simulated_network)
+  double compute_s = 0;     ///< measured CPU time of forward, backward and optimizer
+};
+
+struct run_result {
+  std::string config;
+  std::string description;
+  std::string partition;
+  std::vector<curve_point> curve;
+  std::uint64_t steps = 0;
+  std::uint64_t exchanges = 0;  ///< collective exchanges (rank 0's count; the same on every rank)
+  double bytes_sent = 0;        ///< per worker, whole run
+  double bytes_received = 0;
+  double compute_s = 0;     ///< per worker: forward, backward and optimizer (thread CPU time)
+  double sync_cpu_s = 0;    ///< per worker: CPU time inside terse calls (encode, decode, in-process reduction)
+  double comm_model_s = 0;  ///< per worker: modelled time of its communication at the study's bandwidth
+  double wall_s = 0;        ///< the run as a whole, all workers sharing this machine's cores
+  std::string failure;      ///< why the run stopped early (a terse::error, e.g. divergence); empty if it did not
+  double final_accuracy() const { return curve.empty() ? 0.0 : curve.back().accuracy; }
+  double best_accuracy() const;
+};
+
+/// When a run first reached a target accuracy.
+struct target_hit {
+  std::uint64_t step = 0;
+  double bytes_sent = 0;
+  double comm_model_s = 0;
+};
+
+/// The first evaluation at or above `target`, if any.
+std::optional<target_hit> first_reaching(const run_result& run, double target);
+
+/// Mean accuracy of the run at `bytes` sent, interpolated on the curve in
+/// log(bytes) (the curve's last accuracy beyond its end, nothing before its
+/// first point).
+std::optional<double> accuracy_at_bytes(const run_result& run, double bytes);
+
+}  // namespace study

@@ -1,0 +1,185 @@
+#pragma once
+// The training loop every configuration shares, templated on the
+// collective's policies: W workers (threads on terse's local transport),
+// each with its own model replica and shard, talking through
+// terse::simulated_network<terse::metered<local_transport&>> so every byte
+// (monitoring included) is counted and its time on the modelled network
+// charged. The trainer owns the model, the optimizer and the data; terse
+// is called at its two hooks, after backward and after the optimizer step.
+
+#include <terse/collective/allreduce.hpp>
+#include <terse/collective/layout.hpp>
+#include <terse/core/error.hpp>
+#include <terse/transport/local.hpp>
+#include <terse/transport/metered.hpp>
+#include <terse/transport/simulated_network.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <ctime>
+#include <utility>
+#include <vector>
+
+#include "configuration.hpp"
+#include "mlp.hpp"
+#include "sampler.hpp"
+
+namespace study {
+
+/// The policies one configuration composes, built from its knobs.
+template <class Compressor, class Feedback, class Schedule>
+struct policies {
+  Compressor compressor;
+  Feedback feedback;
+  Schedule schedule;
+};
+
+/// The transport stack of every worker.
+using study_transport = terse::simulated_network<terse::metered<terse::local_transport&>>;
+
+/// Tensors below this many elements (the biases) are averaged uncompressed.
+inline constexpr std::size_t dense_below = 1024;
+
+/// CPU seconds this thread has used (waiting on a peer costs none).
+double thread_cpu_seconds();
+
+namespace detail {
+
+/// What one worker measured, summed over the workers at each evaluation.
+struct worker_totals {
+  double bytes_sent = 0;
+  double bytes_received = 0;
+  double comm_model_s = 0;
+  double compute_s = 0;
+  double sync_cpu_s = 0;
+  double exchanges = 0;
+};
+
+/// Evaluates the average of the workers' models on the test set (each
+/// worker scores a slice) and, on rank 0, appends the point to the curve.
+/// Runs on the raw local transport: evaluation traffic is not the
+/// algorithm's and is neither metered nor modelled.
+void evaluate(terse::local_transport& local, mlp& model, std::span<const float> parameters, std::vector<float>& average,
+              const run_context& ctx, std::uint64_t step, const worker_totals& own, double& train_loss_sum,
+              double& train_loss_count, run_result& result);
+
+}  // namespace detail
+
+/// Trains with the policies `make(config, ctx)` returns (a study::policies)
+/// and returns what was measured. A terse::error during training (e.g. a
+/// diverged run's non-finite gradients) ends the run and is reported in
+/// `failure`, with the curve up to that point.
+template <class Make>
+run_result train(const run_context& ctx, const configuration& config, Make make)
+{
+  const mlp shape_of(ctx.widths);
+  const std::vector<std::size_t> tensors = shape_of.tensor_sizes();
+  const terse::layout shape(tensors, std::size_t{1} << 22, dense_below);
+  const double lr = config.knob("lr");
+  const double momentum = config.knob("momentum");
+
+  run_result result;
+  result.config = config.name;
+  result.description = config.description;
+  result.partition = ctx.partition;
+  result.steps = ctx.steps;
+  std::vector<detail::worker_totals> totals(static_cast<std::size_t>(ctx.workers));
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    terse::run_local(ctx.workers, [&](terse::local_transport& local) {
+      const int rank = local.rank();
+      study_transport network(terse::metered<terse::local_transport&>(local),
+                              terse::network_model::gbps(ctx.gbps, ctx.latency_s));
+      auto made = make(config, ctx);
+      terse::allreduce<decltype(made.compressor), decltype(made.feedback), study_transport, decltype(made.schedule)>
+          sync(network, shape, terse::allreduce_config{.seed = ctx.seed, .check_finite = true},
+               std::move(made.compressor), std::move(made.feedback), std::move(made.schedule));
+
+      mlp model(ctx.widths);
+      std::vector<float> parameters(shape.total());
+      std::vector<float> gradients(shape.total());
+      std::vector<float> velocity(momentum > 0 ? shape.total() : 0, 0.0f);
+      std::vector<float> average(shape.total());
+      model.initialise(parameters, ctx.seed);  // the same seed everywhere: replicas start equal
+      if constexpr (requires { sync.schedule().start(terse::host_span<const float>(parameters)); }) {
+        sync.schedule().start(terse::host_span<const float>(parameters));  // x_last / x0 of the model schedules
+      }
+      sampler batches((*ctx.parts)[static_cast<std::size_t>(rank)], ctx.batch, ctx.seed, rank);
+      detail::worker_totals& own = totals[static_cast<std::size_t>(rank)];
+      double train_loss_sum = 0;
+      double train_loss_count = 0;
+      const auto mu = static_cast<float>(momentum);
+
+      for (std::uint64_t step = 0; step < ctx.steps; ++step) {
+        const double t0 = thread_cpu_seconds();
+        const double loss = model.train_batch(parameters, gradients, ctx.data->train, batches.next());
+        const double t1 = thread_cpu_seconds();
+        sync.on_gradients(terse::host_span<float>(gradients));
+        const double t2 = thread_cpu_seconds();
+        const double lr_now = ctx.lr_at(lr, step);
+        const auto fl = static_cast<float>(lr_now);
+        if (mu > 0) {
+          for (std::size_t i = 0; i < parameters.size(); ++i) {
+            velocity[i] = mu * velocity[i] + gradients[i];
+            parameters[i] -= fl * velocity[i];
+          }
+        } else {
+          for (std::size_t i = 0; i < parameters.size(); ++i) {
+            parameters[i] -= fl * gradients[i];
+          }
+        }
+        const double t3 = thread_cpu_seconds();
+        if constexpr (requires { sync.schedule().set_lr(lr_now); }) {
+          sync.schedule().set_lr(lr_now);  // SlowMo's gamma follows the inner learning rate
+        }
+        if constexpr (requires { sync.schedule().observe_loss(loss); }) {
+          sync.schedule().observe_loss(loss);  // before on_parameters, as the loss-driven schedules expect
+        }
+        sync.on_parameters(terse::host_span<float>(parameters));
+        const double t4 = thread_cpu_seconds();
+        own.compute_s += (t1 - t0) + (t3 - t2);
+        own.sync_cpu_s += (t2 - t1) + (t4 - t3);
+        train_loss_sum += loss;
+        train_loss_count += 1;
+
+        if ((step + 1) % ctx.eval_every == 0 || step + 1 == ctx.steps) {
+          const terse::verb_meter sent = network.inner().counts().total();
+          own.bytes_sent = static_cast<double>(sent.bytes_sent);
+          own.bytes_received = static_cast<double>(sent.bytes_received);
+          own.comm_model_s = network.modelled_seconds();
+          own.exchanges = static_cast<double>(sync.step());
+          detail::evaluate(local, model, parameters, average, ctx, step + 1, own, train_loss_sum, train_loss_count,
+                           result);
+        }
+        if (rank == 0 && ctx.bar != nullptr) {
+          ctx.bar->step(config.name + " (" + ctx.partition + ")", step, ctx.steps,
+                        result.curve.empty() ? 0.0 : result.curve.back().accuracy);
+        }
+      }
+    });
+  } catch (const terse::error& e) {
+    result.failure = e.what();
+  }
+  result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double w = static_cast<double>(ctx.workers);
+  for (const detail::worker_totals& t : totals) {
+    result.bytes_sent += t.bytes_sent / w;
+    result.bytes_received += t.bytes_received / w;
+    result.comm_model_s += t.comm_model_s / w;
+    result.compute_s += t.compute_s / w;
+    result.sync_cpu_s += t.sync_cpu_s / w;
+  }
+  result.exchanges = static_cast<std::uint64_t>(totals.front().exchanges);
+  return result;
+}
+
+/// A configuration whose policies `make(config, ctx)` builds.
+template <class Make>
+configuration make_configuration(std::string name, std::string description,
+                                 std::vector<std::pair<std::string, double>> knobs, Make make)
+{
+  return configuration{std::move(name), std::move(description), std::move(knobs),
+                       [make](const run_context& ctx, const configuration& c) { return train(ctx, c, make); }};
+}
+
+}  // namespace study

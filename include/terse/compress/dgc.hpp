@@ -185,23 +185,23 @@ struct dgc {
                                           ? std::clamp<std::uint32_t>(*kept, 1u, detail::non_finite_key)
                                           : sampled_threshold(ctx, source, n, k);
       scratch.count = 0;
-      source.first_pass(scratch, n, threshold);
+      // A threshold that lets through more than 4 (k + slack) values (a
+      // kept one that error feedback has outgrown: the unsent mass
+      // accumulates) is abandoned mid-pass for a fresh sampled top-k: one
+      // more read pass instead of collecting and ranking millions.
+      const std::size_t give_up = 4 * (k + slack);
+      const bool finished = source.first_pass(scratch, n, threshold, give_up);
       detail::check_candidates_finite(scratch, "dgc");
       std::uint32_t next = threshold;
-      if (scratch.count + slack >= k && scratch.count <= k + slack) {
+      if (!finished) {
+        c = k;
+        next = detail::select_top_k(source, n, k, scratch, indices, detail::sparse_values(out.data(), k), "dgc");
+      } else if (scratch.count + slack >= k && scratch.count <= k + slack) {
         c = scratch.count;  // close enough: send what passed
         if (c != 0) {
           std::memcpy(indices, scratch.index(), 4 * c);
           std::memcpy(detail::sparse_values(out.data(), c), scratch.bits(), 4 * c);
         }
-      } else if (scratch.count > 4 * (k + slack)) {
-        // Far too many (a kept threshold that error feedback has outgrown:
-        // the unsent mass accumulates): a fresh sampled top-k over the
-        // values costs one more read pass, far less than selecting among
-        // millions of candidates.
-        c = k;
-        next = detail::select_top_k(detail::plain_values{source.values()}, n, k, scratch, indices,
-                                    detail::sparse_values(out.data(), k), "dgc");
       } else if (scratch.count > k) {
         c = k;  // too many: exactly the top k among them
         const detail::selection_cut cut = detail::cut_candidates(scratch, k);

@@ -66,10 +66,10 @@ class device_workspace {
   /// when a kernel flagged the status word; clears it either way.
   void check_status(cudaStream_t stream, const char* what)
   {
-    auto* host = pinned_status();
-    TERSE_CUDA_TRY(cudaMemcpyAsync(host, status(), sizeof(std::uint32_t), cudaMemcpyDeviceToHost, stream));
+    auto* status_copy = pinned_status();
+    TERSE_CUDA_TRY(cudaMemcpyAsync(status_copy, status(), sizeof(std::uint32_t), cudaMemcpyDeviceToHost, stream));
     TERSE_CUDA_TRY(cudaStreamSynchronize(stream));
-    const std::uint32_t code = *host;
+    const std::uint32_t code = *status_copy;
     if (code != 0) {
       clear_status(stream);
       TERSE_FAIL(errc::malformed_payload,

@@ -84,21 +84,28 @@ inline std::byte* byte_ptr(std::uint32_t* words, std::size_t at) noexcept
   return reinterpret_cast<std::byte*>(words + at);
 }
 
-/// Appends every in[i] with key >= threshold_key to the candidates.
-inline void filter_into(sparse_workspace& ws, const float* in, std::size_t n, std::uint32_t threshold_key)
+/// Appends every in[i] with key >= threshold_key to the candidates. With a
+/// `limit`, gives up (returning false) once more than `limit` have passed:
+/// a threshold that lets far too many through is not worth finishing.
+inline bool filter_into(sparse_workspace& ws, const float* in, std::size_t n, std::uint32_t threshold_key,
+                        std::size_t limit = ~std::size_t{0})
 {
   for (std::size_t at = 0; at < n; at += filter_chunk) {
     const std::size_t len = std::min(filter_chunk, n - at);
     ws.reserve_candidates(ws.count + len);
     ws.count += filter_at_least(in + at, len, threshold_key, static_cast<std::uint32_t>(at),
                                 byte_ptr(ws.index(), ws.count), byte_ptr(ws.bits(), ws.count));
+    if (ws.count > limit) {
+      return false;
+    }
   }
+  return true;
 }
 
 /// filter_into on p = g + e_old, writing p to p_out (zeroed where selected
 /// with `zero_selected`).
-inline void filter_residual_into(sparse_workspace& ws, const float* g, const float* e_old, float* p_out, std::size_t n,
-                                 std::uint32_t threshold_key, bool zero_selected)
+inline bool filter_residual_into(sparse_workspace& ws, const float* g, const float* e_old, float* p_out, std::size_t n,
+                                 std::uint32_t threshold_key, bool zero_selected, std::size_t limit = ~std::size_t{0})
 {
   for (std::size_t at = 0; at < n; at += filter_chunk) {
     const std::size_t len = std::min(filter_chunk, n - at);
@@ -106,7 +113,11 @@ inline void filter_residual_into(sparse_workspace& ws, const float* g, const flo
     ws.count +=
         filter_residual(g + at, e_old + at, p_out + at, len, threshold_key, zero_selected,
                         static_cast<std::uint32_t>(at), byte_ptr(ws.index(), ws.count), byte_ptr(ws.bits(), ws.count));
+    if (ws.count > limit) {
+      return false;  // p_out is only partly written: the caller starts over
+    }
   }
+  return true;
 }
 
 /// Raises errc::non_finite when a candidate is NaN or ±Inf. (Every
@@ -304,9 +315,10 @@ inline constexpr std::size_t small_selection = std::size_t{1} << 14;
 struct plain_values {
   const float* in;
   float at(std::size_t i) const noexcept { return in[i]; }
-  void first_pass(sparse_workspace& ws, std::size_t n, std::uint32_t threshold_key) const
+  bool first_pass(sparse_workspace& ws, std::size_t n, std::uint32_t threshold_key,
+                  std::size_t limit = ~std::size_t{0}) const
   {
-    filter_into(ws, in, n, threshold_key);
+    return filter_into(ws, in, n, threshold_key, limit);
   }
   void materialize(std::size_t) const noexcept {}
   const float* values() const noexcept { return in; }
@@ -317,9 +329,10 @@ struct residual_values {
   const float* e_old;
   float* p_out;
   float at(std::size_t i) const noexcept { return g[i] + e_old[i]; }
-  void first_pass(sparse_workspace& ws, std::size_t n, std::uint32_t threshold_key) const
+  bool first_pass(sparse_workspace& ws, std::size_t n, std::uint32_t threshold_key,
+                  std::size_t limit = ~std::size_t{0}) const
   {
-    filter_residual_into(ws, g, e_old, p_out, n, threshold_key, false);
+    return filter_residual_into(ws, g, e_old, p_out, n, threshold_key, false, limit);
   }
   void materialize(std::size_t n) const noexcept
   {

@@ -3,7 +3,9 @@
 // outer optimizer over local SGD (SlowMo, BMUF), and compositions of a
 // schedule with a compressed model delta.
 #include <terse/compress/identity.hpp>
+#include <terse/compress/sign.hpp>
 #include <terse/compress/topk.hpp>
+#include <terse/compress/uniform.hpp>
 #include <terse/feedback/none.hpp>
 #include <terse/feedback/residual.hpp>
 #include <terse/schedule/adaptive_interval.hpp>
@@ -52,6 +54,18 @@ auto fda_linear_topk(const configuration& c, const run_context&)
 {
   return policies<compress::topk, feedback::residual, schedule::fda>{
       topk(c), {}, make_fda(c, schedule::fda_estimator::linear)};
+}
+
+auto fda_linear_sign(const configuration& c, const run_context&)
+{
+  return policies<compress::sign, feedback::residual, schedule::fda>{
+      {}, {}, make_fda(c, schedule::fda_estimator::linear)};
+}
+
+auto fda_linear_2bit(const configuration& c, const run_context&)
+{
+  return policies<compress::uniform<2>, feedback::residual, schedule::fda>{
+      {}, {}, make_fda(c, schedule::fda_estimator::linear)};
 }
 
 // SlowMo with alpha = 1 and beta = 0 is plain local SGD (bit for bit); over
@@ -111,6 +125,12 @@ void add_schedule_configurations(std::vector<configuration>& list)
   list.push_back(make_configuration(
       "fda-linear+topk", "FDA (linear) averaging the model delta compressed by top-k + residual feedback",
       {{"lr", 0.05}, {"momentum", 0.9}, {"theta", 2}, {"density", 0.01}}, fda_linear_topk));
+  list.push_back(make_configuration(
+      "fda-linear+sign", "FDA (linear) averaging the model delta as scaled signs (1 bit + a scale per 512) + residual",
+      {{"lr", 0.05}, {"momentum", 0.9}, {"theta", 0.5}}, fda_linear_sign));
+  list.push_back(make_configuration(
+      "fda-linear+2bit", "FDA (linear) averaging the model delta quantized to 2 bits (min-max per 512) + residual",
+      {{"lr", 0.05}, {"momentum", 0.9}, {"theta", 0.5}}, fda_linear_2bit));
   list.push_back(make_configuration("local-H32+topk",
                                     "local SGD averaging the model delta compressed by top-k + residual feedback",
                                     {{"lr", 0.05}, {"momentum", 0.9}, {"H", 32}, {"density", 0.01}}, local_sgd_topk));

@@ -32,3 +32,27 @@ if(accuracy LESS 0.70)
   message(FATAL_ERROR "dense SGD reached only ${accuracy} test accuracy (expected > 0.70)")
 endif()
 message(STATUS "dense accuracy ${accuracy}")
+
+# The bytes the study reports are the metered transport's: dense SGD with
+# W = 4 on the 784-256-128-10 MLP (235146 floats) sends, per rank and step,
+# what a ring allreduce sends: 2 (W - 1) / W of the buffer.
+list(GET fields 3 steps)
+list(GET fields 7 sent)
+math(EXPR expected "${steps} * 2 * 3 * 235146 * 4 / 4")
+if(NOT sent EQUAL expected)
+  message(FATAL_ERROR "dense sent ${sent} bytes per rank in ${steps} steps, expected ${expected}")
+endif()
+
+# The loss falls: dense SGD's last training loss is below its first and
+# below 1 (ln 10 = 2.3 is chance; the first evaluation sees about 2.5).
+file(STRINGS "${OUT}/curves.csv" points REGEX "^iid,dense,")
+list(GET points 0 first)
+list(GET points -1 last)
+string(REPLACE "," ";" first "${first}")
+string(REPLACE "," ";" last "${last}")
+list(GET first 7 first_loss)
+list(GET last 7 last_loss)
+if(NOT last_loss LESS first_loss OR NOT last_loss LESS 1.0)
+  message(FATAL_ERROR "dense training loss went from ${first_loss} to ${last_loss}; expected it to fall below 1")
+endif()
+message(STATUS "dense training loss ${first_loss} -> ${last_loss}, ${sent} bytes per rank")

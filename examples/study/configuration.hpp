@@ -16,6 +16,10 @@
 #include "progress.hpp"
 #include "results.hpp"
 
+namespace terse {
+class mpi_transport;
+}
+
 namespace study {
 
 /// Everything a run needs besides its configuration.
@@ -37,6 +41,9 @@ struct run_context {
   double latency_s = 25e-6;
   bool cosine_lr = true;  ///< decay the learning rate to zero over the run (cosine); else constant
   progress* bar = nullptr;
+  /// Set when this process is one of `workers` MPI processes (--transport
+  /// mpi); null when the workers are threads of this process.
+  terse::mpi_transport* mpi = nullptr;
 };
 
 struct configuration;

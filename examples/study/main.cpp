@@ -3,6 +3,9 @@
 // accuracy against bytes sent. scripts/demo runs a short version; see
 // docs/results.md for the full matrix and `terse_study --help` for flags.
 #include <cblas.h>
+#if defined(TERSE_STUDY_WITH_MPI)
+#include <terse/transport/mpi.hpp>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -11,6 +14,7 @@
 #include <exception>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <unistd.h>
@@ -61,7 +65,7 @@ void describe_shards(const study::dataset& train, const study::shards& parts)
 
 int run(int argc, char** argv)
 {
-  const study::study_options opt = study::parse_options(argc, argv);
+  study::study_options opt = study::parse_options(argc, argv);
   if (opt.help) {
     std::fputs(study::usage().c_str(), stdout);
     return 0;
@@ -73,6 +77,29 @@ int run(int argc, char** argv)
     return 0;
   }
   const std::vector<study::configuration> configs = study::select(all, opt.configs);
+
+  // With --transport mpi every process is one worker; only rank 0 prints
+  // and writes the results (the others compute the same partition and
+  // run the same configurations in step with it).
+#if defined(TERSE_STUDY_WITH_MPI)
+  std::optional<terse::mpi_session> session;
+  std::optional<terse::mpi_transport> world;
+  if (opt.transport == study::worker_transport::mpi) {
+    session.emplace();
+    world.emplace(MPI_COMM_WORLD);
+    opt.workers = world->size();
+  }
+  const bool leader = !world || world->rank() == 0;
+#else
+  if (opt.transport == study::worker_transport::mpi) {
+    throw std::invalid_argument(
+        "--transport mpi: this terse_study was built without MPI (apt-get install libopenmpi-dev, then rebuild)");
+  }
+  const bool leader = true;
+#endif
+  if (!leader && std::freopen("/dev/null", "w", stdout) == nullptr) {
+    throw std::runtime_error("cannot silence the standard output of MPI rank > 0");
+  }
   const std::vector<std::size_t> widths = study::mlp::parse_widths(opt.model);
   if (widths.back() != study::classes) {
     throw std::invalid_argument("--model " + opt.model + ": the last width must be " + std::to_string(study::classes) +
@@ -109,15 +136,16 @@ int run(int argc, char** argv)
   std::filesystem::create_directories(opt.out_dir);
 
   const study::mlp model(widths);
-  std::printf("terse study: %s (%zu parameters) on Fashion-MNIST (%zu train, %zu test), %d workers x batch %zu,\n",
-              model.name().c_str(), model.parameter_count(), data.train.count, data.test.count, opt.workers, opt.batch);
+  std::printf("terse study: %s (%zu parameters) on Fashion-MNIST (%zu train, %zu test), %d %s x batch %zu,\n",
+              model.name().c_str(), model.parameter_count(), data.train.count, data.test.count, opt.workers,
+              opt.transport == study::worker_transport::mpi ? "MPI processes" : "workers", opt.batch);
   std::printf("  %llu steps (%.2f epochs), test every %llu steps, network model %.3g Gb/s + %.3g us per message\n",
               static_cast<unsigned long long>(steps), static_cast<double>(steps) / static_cast<double>(steps_per_epoch),
               static_cast<unsigned long long>(eval_every), opt.gbps, opt.latency_us);
   std::fflush(stdout);
 
-  const bool bar_on = opt.progress == study::progress_mode::on ||
-                      (opt.progress == study::progress_mode::automatic && isatty(STDERR_FILENO) != 0);
+  const bool bar_on = leader && (opt.progress == study::progress_mode::on ||
+                                 (opt.progress == study::progress_mode::automatic && isatty(STDERR_FILENO) != 0));
   study::progress bar(steps * configs.size() * opt.partitions.size(), bar_on);
   std::vector<study::run_result> runs;
   for (const study::partition_kind kind : opt.partitions) {
@@ -132,25 +160,23 @@ int run(int argc, char** argv)
       describe_shards(data.train, parts);
       std::fflush(stdout);
     }
-    const study::run_context ctx{.data = &data,
-                                 .parts = &parts,
-                                 .partition = partition,
-                                 .widths = widths,
-                                 .workers = opt.workers,
-                                 .steps = steps,
-                                 .steps_per_epoch = steps_per_epoch,
-                                 .batch = opt.batch,
-                                 .eval_every = eval_every,
-                                 .seed = opt.seed,
-                                 .gbps = opt.gbps,
-                                 .latency_s = opt.latency_us * 1e-6,
-                                 .cosine_lr = opt.cosine_lr,
-                                 .bar = &bar};
+    const study::run_context ctx
+    {
+      .data = &data, .parts = &parts, .partition = partition, .widths = widths, .workers = opt.workers, .steps = steps,
+      .steps_per_epoch = steps_per_epoch, .batch = opt.batch, .eval_every = eval_every, .seed = opt.seed,
+      .gbps = opt.gbps, .latency_s = opt.latency_us * 1e-6, .cosine_lr = opt.cosine_lr, .bar = &bar,
+#if defined(TERSE_STUDY_WITH_MPI)
+      .mpi = world ? &*world : nullptr
+#endif
+    };
     for (const study::configuration& c : configs) {
       runs.push_back(c.run(ctx, c));
     }
   }
   bar.finish();
+  if (!leader) {
+    return 0;  // rank 0 holds the curves and writes the results
+  }
 
   study::study_settings settings{.command = command_line(argc, argv),
                                  .model = model.name(),

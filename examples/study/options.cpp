@@ -61,8 +61,8 @@ std::vector<std::string> split_commas(const std::string& flag, const std::string
 std::string usage()
 {
   return R"(usage: terse_study [options]
-Trains an MLP on Fashion-MNIST with W in-process workers and compares how
-terse's compressors, feedback rules and schedules trade bytes for accuracy.
+Trains an MLP on Fashion-MNIST with W workers and compares how terse's
+compressors, feedback rules and schedules trade bytes for accuracy.
 
   --data DIR          Fashion-MNIST *-ubyte.gz files (default /usr/share/datasets/fashion-mnist,
                       from the Debian package dataset-fashion-mnist)
@@ -72,6 +72,8 @@ terse's compressors, feedback rules and schedules trade bytes for accuracy.
   --partition P       iid, non-iid or both (default iid)
   --alpha A           Dirichlet concentration of the non-IID split (default 0.1)
   --workers W         in-process workers (default 8)
+  --transport T       local (default: W threads on terse's local transport) or mpi (one worker
+                      per process on terse's mpi transport: mpirun -np W terse_study --transport mpi)
   --epochs E          passes over the training set, all workers together (default 4)
   --steps N           optimizer steps per worker (overrides --epochs)
   --batch B           examples per worker and step (default 32)
@@ -153,6 +155,15 @@ study_options parse_options(int argc, char** argv)
       o.alpha = to_double(flag, take(), 1e-3, 1e3);
     } else if (flag == "--workers") {
       o.workers = static_cast<int>(to_unsigned(flag, take(), 1, 64));
+    } else if (flag == "--transport") {
+      const std::string t = take();
+      if (t == "local") {
+        o.transport = worker_transport::local;
+      } else if (t == "mpi") {
+        o.transport = worker_transport::mpi;
+      } else {
+        bad(flag, "expected local or mpi, got '" + t + "'");
+      }
     } else if (flag == "--epochs") {
       o.epochs = to_double(flag, take(), 1e-3, 1e3);
     } else if (flag == "--steps") {

@@ -14,11 +14,16 @@ namespace study {
 
 enum class progress_mode { automatic, on, off };
 
+/// Where the workers run: threads of this process on terse's local
+/// transport, or one per MPI process (under mpirun) on terse's mpi transport.
+enum class worker_transport { local, mpi };
+
 struct study_options {
   std::string data_dir = default_data_dir;
   std::string out_dir = "study-results";
   std::string model = "784-256-128-10";
   int workers = 8;
+  worker_transport transport = worker_transport::local;
   std::vector<partition_kind> partitions{partition_kind::iid};
   double alpha = 0.1;            ///< Dirichlet concentration of the non-IID split
   double epochs = 4;             ///< passes over the training set (all workers together)

@@ -13,26 +13,10 @@ double thread_cpu_seconds()
 
 namespace detail {
 
-void evaluate(terse::local_transport& local, mlp& model, std::span<const float> parameters, std::vector<float>& average,
-              const run_context& ctx, std::uint64_t step, const worker_totals& own, double& train_loss_sum,
-              double& train_loss_count, run_result& result)
+void append_point(const run_context& ctx, std::uint64_t step, const double (&sums)[7], run_result& result)
 {
-  std::copy(parameters.begin(), parameters.end(), average.begin());
-  local.allreduce(terse::host_span<float>(average), terse::reduce_op::average);
-  const dataset& test = ctx.data->test;
-  const auto w = static_cast<std::size_t>(ctx.workers);
-  const auto r = static_cast<std::size_t>(local.rank());
-  const mlp::score score = model.evaluate(average, test, test.count * r / w, test.count * (r + 1) / w);
-  double sums[] = {score.correct, score.loss_sum, own.bytes_sent,  own.comm_model_s,
-                   own.compute_s, train_loss_sum, train_loss_count};
-  local.allreduce(terse::host_span<double>(sums), terse::reduce_op::sum);
-  train_loss_sum = 0;
-  train_loss_count = 0;
-  if (local.rank() != 0) {
-    return;
-  }
   const double workers = static_cast<double>(ctx.workers);
-  const double examples = static_cast<double>(test.count);
+  const double examples = static_cast<double>(ctx.data->test.count);
   result.curve.push_back(curve_point{
       .step = step,
       .epoch = static_cast<double>(step) / static_cast<double>(ctx.steps_per_epoch),
@@ -43,6 +27,32 @@ void evaluate(terse::local_transport& local, mlp& model, std::span<const float> 
       .comm_model_s = sums[3] / workers,
       .compute_s = sums[4] / workers,
   });
+}
+
+void sum_over_processes([[maybe_unused]] const run_context& ctx, [[maybe_unused]] worker_totals& own)
+{
+#if defined(TERSE_STUDY_WITH_MPI)
+  double sums[] = {own.bytes_sent, own.bytes_received, own.comm_model_s, own.compute_s, own.sync_cpu_s, own.exchanges};
+  try {
+    ctx.mpi->allreduce(terse::host_span<double>(sums), terse::reduce_op::sum);
+  } catch (const terse::error&) {
+    // A failed peer: the run already reports its failure; report this
+    // process's own figures as if every worker had them.
+    const double w = ctx.workers;
+    sums[0] = own.bytes_sent * w;
+    sums[1] = own.bytes_received * w;
+    sums[2] = own.comm_model_s * w;
+    sums[3] = own.compute_s * w;
+    sums[4] = own.sync_cpu_s * w;
+    sums[5] = own.exchanges * w;
+  }
+  own = worker_totals{.bytes_sent = sums[0],
+                      .bytes_received = sums[1],
+                      .comm_model_s = sums[2],
+                      .compute_s = sums[3],
+                      .sync_cpu_s = sums[4],
+                      .exchanges = sums[5]};
+#endif
 }
 
 }  // namespace detail

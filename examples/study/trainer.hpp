@@ -1,8 +1,8 @@
 #pragma once
 // The training loop every configuration shares, templated on the
-// collective's policies: W workers (threads on terse's local transport),
-// each with its own model replica and shard, talking through
-// terse::simulated_network<terse::metered<local_transport&>> so every byte
+// collective's policies: W workers (threads on terse's local transport, or
+// MPI processes on its mpi transport), each with its own model replica and
+// shard, talking through terse::simulated_network<terse::metered<...>> so every byte
 // (monitoring included) is counted and its time on the modelled network
 // charged. The trainer owns the model, the optimizer and the data; terse
 // is called at its two hooks, after backward and after the optimizer step.
@@ -13,6 +13,9 @@
 #include <terse/transport/local.hpp>
 #include <terse/transport/metered.hpp>
 #include <terse/transport/simulated_network.hpp>
+#if defined(TERSE_STUDY_WITH_MPI)
+#include <terse/transport/mpi.hpp>
+#endif
 
 #include <chrono>
 #include <cstddef>
@@ -34,8 +37,10 @@ struct policies {
   Schedule schedule;
 };
 
-/// The transport stack of every worker.
-using study_transport = terse::simulated_network<terse::metered<terse::local_transport&>>;
+/// The transport stack of every worker over its base transport (terse's
+/// local transport, or its mpi transport with --transport mpi).
+template <class Base>
+using study_transport = terse::simulated_network<terse::metered<Base&>>;
 
 /// Tensors below this many elements (the biases) are averaged uncompressed.
 inline constexpr std::size_t dense_below = 1024;
@@ -55,13 +60,113 @@ struct worker_totals {
   double exchanges = 0;
 };
 
+/// Turns the sums evaluate() gathered into a point of the curve.
+void append_point(const run_context& ctx, std::uint64_t step, const double (&sums)[7], run_result& result);
+
 /// Evaluates the average of the workers' models on the test set (each
 /// worker scores a slice) and, on rank 0, appends the point to the curve.
-/// Runs on the raw local transport: evaluation traffic is not the
+/// Runs on the raw base transport: evaluation traffic is not the
 /// algorithm's and is neither metered nor modelled.
-void evaluate(terse::local_transport& local, mlp& model, std::span<const float> parameters, std::vector<float>& average,
+template <class Base>
+void evaluate(Base& base, mlp& model, std::span<const float> parameters, std::vector<float>& average,
               const run_context& ctx, std::uint64_t step, const worker_totals& own, double& train_loss_sum,
-              double& train_loss_count, run_result& result);
+              double& train_loss_count, run_result& result)
+{
+  std::copy(parameters.begin(), parameters.end(), average.begin());
+  base.allreduce(terse::host_span<float>(average), terse::reduce_op::average);
+  const dataset& test = ctx.data->test;
+  const auto w = static_cast<std::size_t>(ctx.workers);
+  const auto r = static_cast<std::size_t>(base.rank());
+  const mlp::score score = model.evaluate(average, test, test.count * r / w, test.count * (r + 1) / w);
+  double sums[] = {score.correct, score.loss_sum, own.bytes_sent,  own.comm_model_s,
+                   own.compute_s, train_loss_sum, train_loss_count};
+  base.allreduce(terse::host_span<double>(sums), terse::reduce_op::sum);
+  train_loss_sum = 0;
+  train_loss_count = 0;
+  if (base.rank() == 0) {
+    append_point(ctx, step, sums, result);
+  }
+}
+
+/// One worker's whole run over `base`: the model replica, its shard, the
+/// optimizer and the two hooks into terse.
+template <class Base, class Make>
+void run_worker(Base& base, const run_context& ctx, const configuration& config, const Make& make,
+                const terse::layout& shape, worker_totals& own, run_result& result)
+{
+  const double lr = config.knob("lr");
+  const double momentum = config.knob("momentum");
+  const int rank = base.rank();
+  study_transport<Base> network(terse::metered<Base&>(base), terse::network_model::gbps(ctx.gbps, ctx.latency_s));
+  auto made = make(config, ctx);
+  terse::allreduce<decltype(made.compressor), decltype(made.feedback), study_transport<Base>, decltype(made.schedule)>
+      sync(network, shape, terse::allreduce_config{.seed = ctx.seed, .check_finite = true}, std::move(made.compressor),
+           std::move(made.feedback), std::move(made.schedule));
+
+  mlp model(ctx.widths);
+  std::vector<float> parameters(shape.total());
+  std::vector<float> gradients(shape.total());
+  std::vector<float> velocity(momentum > 0 ? shape.total() : 0, 0.0f);
+  std::vector<float> average(shape.total());
+  model.initialise(parameters, ctx.seed);  // the same seed everywhere: replicas start equal
+  if constexpr (requires { sync.schedule().start(terse::host_span<const float>(parameters)); }) {
+    sync.schedule().start(terse::host_span<const float>(parameters));  // x_last / x0 of the model schedules
+  }
+  sampler batches((*ctx.parts)[static_cast<std::size_t>(rank)], ctx.batch, ctx.seed, rank);
+  double train_loss_sum = 0;
+  double train_loss_count = 0;
+  const auto mu = static_cast<float>(momentum);
+
+  for (std::uint64_t step = 0; step < ctx.steps; ++step) {
+    const double t0 = thread_cpu_seconds();
+    const double loss = model.train_batch(parameters, gradients, ctx.data->train, batches.next());
+    const double t1 = thread_cpu_seconds();
+    sync.on_gradients(terse::host_span<float>(gradients));
+    const double t2 = thread_cpu_seconds();
+    const double lr_now = ctx.lr_at(lr, step);
+    const auto fl = static_cast<float>(lr_now);
+    if (mu > 0) {
+      for (std::size_t i = 0; i < parameters.size(); ++i) {
+        velocity[i] = mu * velocity[i] + gradients[i];
+        parameters[i] -= fl * velocity[i];
+      }
+    } else {
+      for (std::size_t i = 0; i < parameters.size(); ++i) {
+        parameters[i] -= fl * gradients[i];
+      }
+    }
+    const double t3 = thread_cpu_seconds();
+    if constexpr (requires { sync.schedule().set_lr(lr_now); }) {
+      sync.schedule().set_lr(lr_now);  // SlowMo's gamma follows the inner learning rate
+    }
+    if constexpr (requires { sync.schedule().observe_loss(loss); }) {
+      sync.schedule().observe_loss(loss);  // before on_parameters, as the loss-driven schedules expect
+    }
+    sync.on_parameters(terse::host_span<float>(parameters));
+    const double t4 = thread_cpu_seconds();
+    own.compute_s += (t1 - t0) + (t3 - t2);
+    own.sync_cpu_s += (t2 - t1) + (t4 - t3);
+    train_loss_sum += loss;
+    train_loss_count += 1;
+
+    if ((step + 1) % ctx.eval_every == 0 || step + 1 == ctx.steps) {
+      const terse::verb_meter sent = network.inner().counts().total();
+      own.bytes_sent = static_cast<double>(sent.bytes_sent);
+      own.bytes_received = static_cast<double>(sent.bytes_received);
+      own.comm_model_s = network.modelled_seconds();
+      own.exchanges = static_cast<double>(sync.step());
+      evaluate(base, model, parameters, average, ctx, step + 1, own, train_loss_sum, train_loss_count, result);
+    }
+    if (rank == 0 && ctx.bar != nullptr) {
+      ctx.bar->step(config.name + " (" + ctx.partition + ")", step, ctx.steps,
+                    result.curve.empty() ? 0.0 : result.curve.back().accuracy);
+    }
+  }
+}
+
+/// With --transport mpi: this process's totals become the sums over all
+/// processes (each holds one worker's), so the caller averages them alike.
+void sum_over_processes(const run_context& ctx, worker_totals& own);
 
 }  // namespace detail
 
@@ -75,90 +180,30 @@ run_result train(const run_context& ctx, const configuration& config, Make make)
   const mlp shape_of(ctx.widths);
   const std::vector<std::size_t> tensors = shape_of.tensor_sizes();
   const terse::layout shape(tensors, std::size_t{1} << 22, dense_below);
-  const double lr = config.knob("lr");
-  const double momentum = config.knob("momentum");
 
   run_result result;
   result.config = config.name;
   result.description = config.description;
   result.partition = ctx.partition;
   result.steps = ctx.steps;
-  std::vector<detail::worker_totals> totals(static_cast<std::size_t>(ctx.workers));
+  // One entry per worker here, or (with MPI) one holding the sums over the processes.
+  std::vector<detail::worker_totals> totals(ctx.mpi != nullptr ? 1 : static_cast<std::size_t>(ctx.workers));
   const auto start = std::chrono::steady_clock::now();
   try {
-    terse::run_local(ctx.workers, [&](terse::local_transport& local) {
-      const int rank = local.rank();
-      study_transport network(terse::metered<terse::local_transport&>(local),
-                              terse::network_model::gbps(ctx.gbps, ctx.latency_s));
-      auto made = make(config, ctx);
-      terse::allreduce<decltype(made.compressor), decltype(made.feedback), study_transport, decltype(made.schedule)>
-          sync(network, shape, terse::allreduce_config{.seed = ctx.seed, .check_finite = true},
-               std::move(made.compressor), std::move(made.feedback), std::move(made.schedule));
-
-      mlp model(ctx.widths);
-      std::vector<float> parameters(shape.total());
-      std::vector<float> gradients(shape.total());
-      std::vector<float> velocity(momentum > 0 ? shape.total() : 0, 0.0f);
-      std::vector<float> average(shape.total());
-      model.initialise(parameters, ctx.seed);  // the same seed everywhere: replicas start equal
-      if constexpr (requires { sync.schedule().start(terse::host_span<const float>(parameters)); }) {
-        sync.schedule().start(terse::host_span<const float>(parameters));  // x_last / x0 of the model schedules
-      }
-      sampler batches((*ctx.parts)[static_cast<std::size_t>(rank)], ctx.batch, ctx.seed, rank);
-      detail::worker_totals& own = totals[static_cast<std::size_t>(rank)];
-      double train_loss_sum = 0;
-      double train_loss_count = 0;
-      const auto mu = static_cast<float>(momentum);
-
-      for (std::uint64_t step = 0; step < ctx.steps; ++step) {
-        const double t0 = thread_cpu_seconds();
-        const double loss = model.train_batch(parameters, gradients, ctx.data->train, batches.next());
-        const double t1 = thread_cpu_seconds();
-        sync.on_gradients(terse::host_span<float>(gradients));
-        const double t2 = thread_cpu_seconds();
-        const double lr_now = ctx.lr_at(lr, step);
-        const auto fl = static_cast<float>(lr_now);
-        if (mu > 0) {
-          for (std::size_t i = 0; i < parameters.size(); ++i) {
-            velocity[i] = mu * velocity[i] + gradients[i];
-            parameters[i] -= fl * velocity[i];
-          }
-        } else {
-          for (std::size_t i = 0; i < parameters.size(); ++i) {
-            parameters[i] -= fl * gradients[i];
-          }
-        }
-        const double t3 = thread_cpu_seconds();
-        if constexpr (requires { sync.schedule().set_lr(lr_now); }) {
-          sync.schedule().set_lr(lr_now);  // SlowMo's gamma follows the inner learning rate
-        }
-        if constexpr (requires { sync.schedule().observe_loss(loss); }) {
-          sync.schedule().observe_loss(loss);  // before on_parameters, as the loss-driven schedules expect
-        }
-        sync.on_parameters(terse::host_span<float>(parameters));
-        const double t4 = thread_cpu_seconds();
-        own.compute_s += (t1 - t0) + (t3 - t2);
-        own.sync_cpu_s += (t2 - t1) + (t4 - t3);
-        train_loss_sum += loss;
-        train_loss_count += 1;
-
-        if ((step + 1) % ctx.eval_every == 0 || step + 1 == ctx.steps) {
-          const terse::verb_meter sent = network.inner().counts().total();
-          own.bytes_sent = static_cast<double>(sent.bytes_sent);
-          own.bytes_received = static_cast<double>(sent.bytes_received);
-          own.comm_model_s = network.modelled_seconds();
-          own.exchanges = static_cast<double>(sync.step());
-          detail::evaluate(local, model, parameters, average, ctx, step + 1, own, train_loss_sum, train_loss_count,
-                           result);
-        }
-        if (rank == 0 && ctx.bar != nullptr) {
-          ctx.bar->step(config.name + " (" + ctx.partition + ")", step, ctx.steps,
-                        result.curve.empty() ? 0.0 : result.curve.back().accuracy);
-        }
-      }
-    });
+    if (ctx.mpi != nullptr) {
+#if defined(TERSE_STUDY_WITH_MPI)
+      detail::run_worker(*ctx.mpi, ctx, config, make, shape, totals.front(), result);
+#endif
+    } else {
+      terse::run_local(ctx.workers, [&](terse::local_transport& local) {
+        detail::run_worker(local, ctx, config, make, shape, totals[static_cast<std::size_t>(local.rank())], result);
+      });
+    }
   } catch (const terse::error& e) {
     result.failure = e.what();
+  }
+  if (ctx.mpi != nullptr) {
+    detail::sum_over_processes(ctx, totals.front());
   }
   result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double w = static_cast<double>(ctx.workers);
@@ -169,7 +214,7 @@ run_result train(const run_context& ctx, const configuration& config, Make make)
     result.compute_s += t.compute_s / w;
     result.sync_cpu_s += t.sync_cpu_s / w;
   }
-  result.exchanges = static_cast<std::uint64_t>(totals.front().exchanges);
+  result.exchanges = static_cast<std::uint64_t>(totals.front().exchanges / (ctx.mpi != nullptr ? w : 1.0));
   return result;
 }
 

@@ -78,6 +78,13 @@ auto local_sgd_topk(const configuration& c, const run_context&)
       topk(c), {}, outer(every_h(c), {.alpha = 1.0, .beta = 0.0, .lr = c.knob("lr"), .average_delta = true})};
 }
 
+auto local_sgd_sign(const configuration& c, const run_context&)
+{
+  using outer = schedule::slowmo<schedule::periodic>;
+  return policies<compress::sign, feedback::residual, outer>{
+      {}, {}, outer(every_h(c), {.alpha = 1.0, .beta = 0.0, .lr = c.knob("lr"), .average_delta = true})};
+}
+
 auto slowmo(const configuration& c, const run_context&)
 {
   using outer = schedule::slowmo<schedule::periodic>;
@@ -134,6 +141,9 @@ void add_schedule_configurations(std::vector<configuration>& list)
   list.push_back(make_configuration("local-H32+topk",
                                     "local SGD averaging the model delta compressed by top-k + residual feedback",
                                     {{"lr", 0.05}, {"momentum", 0.9}, {"H", 32}, {"density", 0.01}}, local_sgd_topk));
+  list.push_back(make_configuration(
+      "local-H8+sign", "local SGD averaging the model delta as scaled signs (1 bit + a scale per 512) + residual",
+      {{"lr", 0.05}, {"momentum", 0.9}, {"H", 8}}, local_sgd_sign));
   list.push_back(make_configuration("slowmo-H32", "SlowMo over local SGD: slow momentum beta, slow learning rate alpha",
                                     {{"lr", 0.05}, {"momentum", 0.9}, {"H", 32}, {"alpha", 1.0}, {"beta", 0.5}},
                                     slowmo));

@@ -71,14 +71,14 @@ auto powersgd(const configuration& c, const run_context&)
 void add_gradient_configurations(std::vector<configuration>& list)
 {
   list.push_back(make_configuration("dense", "synchronous SGD: fp32 gradients averaged every step",
-                                    {{"lr", 0.05}, {"momentum", 0.9}}, dense));
+                                    {{"lr", 0.1}, {"momentum", 0.9}}, dense));
   list.push_back(make_configuration("bf16", "gradients cast to bfloat16, summed in fp32, every step",
-                                    {{"lr", 0.05}, {"momentum", 0.9}}, bf16));
+                                    {{"lr", 0.1}, {"momentum", 0.9}}, bf16));
   list.push_back(make_configuration("qsgd-5bit", "QSGD, s = 15 levels (sign + 4 bits), buckets of 512, every step",
-                                    {{"lr", 0.05}, {"momentum", 0.9}}, qsgd));
+                                    {{"lr", 0.1}, {"momentum", 0.9}}, qsgd));
   list.push_back(make_configuration("uniform-4bit",
                                     "4-bit stochastic min-max quantization, buckets of 512, + residual, every step",
-                                    {{"lr", 0.05}, {"momentum", 0.9}}, uniform4));
+                                    {{"lr", 0.1}, {"momentum", 0.9}}, uniform4));
   for (const auto& [name, density] : {std::pair{"topk-1%", 0.01}, {"topk-0.1%", 0.001}, {"topk-0.01%", 0.0001}}) {
     list.push_back(make_configuration(name, "top-k of each weight tensor + residual feedback, every step",
                                       {{"lr", 0.05}, {"momentum", 0.9}, {"density", density}}, topk));

@@ -125,19 +125,19 @@ void add_schedule_configurations(std::vector<configuration>& list)
 {
   list.push_back(make_configuration(
       "fda-linear", "FDA, linear variance estimate (2 doubles a step), fp32 delta averaged when Var > theta",
-      {{"lr", 0.05}, {"momentum", 0.9}, {"theta", 4}}, fda_linear));
+      {{"lr", 0.05}, {"momentum", 0.9}, {"theta", 0.5}}, fda_linear));
   list.push_back(make_configuration("fda-sketch",
                                     "FDA, AMS-sketch (5x250) variance estimate, fp32 delta averaged when Var > theta",
-                                    {{"lr", 0.05}, {"momentum", 0.9}, {"theta", 4}}, fda_sketch));
+                                    {{"lr", 0.05}, {"momentum", 0.9}, {"theta", 0.5}}, fda_sketch));
   list.push_back(make_configuration(
       "fda-linear+topk", "FDA (linear) averaging the model delta compressed by top-k + residual feedback",
-      {{"lr", 0.05}, {"momentum", 0.9}, {"theta", 2}, {"density", 0.01}}, fda_linear_topk));
+      {{"lr", 0.05}, {"momentum", 0.9}, {"theta", 0.5}, {"density", 0.01}}, fda_linear_topk));
   list.push_back(make_configuration(
       "fda-linear+sign", "FDA (linear) averaging the model delta as scaled signs (1 bit + a scale per 512) + residual",
-      {{"lr", 0.05}, {"momentum", 0.9}, {"theta", 0.5}}, fda_linear_sign));
+      {{"lr", 0.05}, {"momentum", 0.9}, {"theta", 0.3}}, fda_linear_sign));
   list.push_back(make_configuration(
       "fda-linear+2bit", "FDA (linear) averaging the model delta quantized to 2 bits (min-max per 512) + residual",
-      {{"lr", 0.05}, {"momentum", 0.9}, {"theta", 0.5}}, fda_linear_2bit));
+      {{"lr", 0.05}, {"momentum", 0.9}, {"theta", 0.3}}, fda_linear_2bit));
   list.push_back(make_configuration("local-H32+topk",
                                     "local SGD averaging the model delta compressed by top-k + residual feedback",
                                     {{"lr", 0.05}, {"momentum", 0.9}, {"H", 32}, {"density", 0.01}}, local_sgd_topk));

@@ -166,8 +166,8 @@ void print_table(std::ostream& out, const std::vector<comparison>& rows, const s
   }
   for (const comparison& row : rows) {
     if (!row.run->failure.empty()) {
-      out << "  " << row.run->config << " stopped at step " << (row.run->curve.empty() ? 0 : row.run->curve.back().step)
-          << ": " << row.run->failure << "\n";
+      out << "  " << row.run->config << " stopped at step " << row.run->failed_at_step << ": " << row.run->failure
+          << "\n";
     }
   }
 }

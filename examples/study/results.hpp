@@ -35,6 +35,7 @@ struct run_result {
   double comm_model_s = 0;  ///< per worker: modelled time of its communication at the study's bandwidth
   double wall_s = 0;        ///< the run as a whole, all workers sharing this machine's cores
   std::string failure;      ///< why the run stopped early (a terse::error, e.g. divergence); empty if it did not
+  std::uint64_t failed_at_step = 0;  ///< the step that raised `failure`
   double final_accuracy() const { return curve.empty() ? 0.0 : curve.back().accuracy; }
   double best_accuracy() const;
 };

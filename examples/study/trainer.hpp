@@ -118,6 +118,9 @@ void run_worker(Base& base, const run_context& ctx, const configuration& config,
   const auto mu = static_cast<float>(momentum);
 
   for (std::uint64_t step = 0; step < ctx.steps; ++step) {
+    if (rank == 0) {
+      result.failed_at_step = step + 1;  // the step under way, should it raise
+    }
     const double t0 = thread_cpu_seconds();
     const double loss = model.train_batch(parameters, gradients, ctx.data->train, batches.next());
     const double t1 = thread_cpu_seconds();

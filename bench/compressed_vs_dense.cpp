@@ -22,11 +22,11 @@
 #include <terse/compress/powersgd.hpp>
 #endif
 
-#include "codec_bench_support.hpp"
-#include "cpu_timed.hpp"
-
 #include <array>
 #include <string>
+
+#include "codec_bench_support.hpp"
+#include "cpu_timed.hpp"
 
 namespace {
 
@@ -34,9 +34,9 @@ constexpr std::array<double, 3> gigabits{1.0, 10.0, 100.0};
 constexpr std::array<double, 3> latencies{25e-6, 10e-6, 5e-6};
 
 struct step_cost {
-  double compute_s = 0;                  // rank 0's compression CPU time
-  std::array<double, 3> comm_s{};        // modelled, per bandwidth
-  std::uint64_t bytes_sent = 0;          // rank 0, all verbs
+  double compute_s = 0;            // rank 0's compression CPU time
+  std::array<double, 3> comm_s{};  // modelled, per bandwidth
+  std::uint64_t bytes_sent = 0;    // rank 0, all verbs
 };
 
 /// One averaging step with `Codec` and `Feedback` on W ranks (a warm-up
@@ -120,8 +120,9 @@ void worlds(benchmark::internal::Benchmark* b)
 template <class Codec, class Feedback>
 void add(const char* name, Codec codec)
 {
-  benchmark::RegisterBenchmark(name, [codec](benchmark::State& state) { compare<Codec, Feedback>(state, codec); })
-      ->Apply(worlds);
+  benchmark::RegisterBenchmark(name, [codec](benchmark::State& state) {
+    compare<Codec, Feedback>(state, codec);
+  })->Apply(worlds);
 }
 
 int main(int argc, char** argv)

@@ -5,12 +5,12 @@
 // collectives pair up; rank 0 reports.
 #include <terse/transport/mpi.hpp>
 
-#include "bench_support.hpp"
-
 #include <mpi.h>
 
 #include <string_view>
 #include <vector>
+
+#include "bench_support.hpp"
 
 namespace {
 
@@ -47,8 +47,7 @@ void native_mpi_allreduce(benchmark::State& state)
   std::vector<float> buffer(bytes / sizeof(float), 1.0f);
   MPI_Barrier(MPI_COMM_WORLD);
   for (auto _ : state) {
-    MPI_Allreduce(MPI_IN_PLACE, buffer.data(), static_cast<int>(buffer.size()), MPI_FLOAT, MPI_SUM,
-                  MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, buffer.data(), static_cast<int>(buffer.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
   }
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(bytes));
 }

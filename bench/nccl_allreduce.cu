@@ -5,9 +5,9 @@
 #include <terse/core/cuda_memory.hpp>
 #include <terse/transport/nccl.hpp>
 
-#include "bench_support.hpp"
-
 #include <cstdio>
+
+#include "bench_support.hpp"
 
 namespace {
 

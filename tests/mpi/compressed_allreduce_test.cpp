@@ -25,8 +25,8 @@ const terse::layout& test_layout()
 
 std::vector<float> gradient(int rank, int step)
 {
-  const terse::random_stream s{.seed = 17, .step = static_cast<std::uint32_t>(step),
-                               .stream = static_cast<std::uint32_t>(rank)};
+  const terse::random_stream s{
+      .seed = 17, .step = static_cast<std::uint32_t>(step), .stream = static_cast<std::uint32_t>(rank)};
   std::vector<float> g(test_layout().total());
   for (std::size_t i = 0; i < g.size(); ++i) {
     g[i] = (s.uniform(i) - 0.5f) * 0.02f;
@@ -97,7 +97,7 @@ TEST_CASE("compressed allreduce over MPI: non-finite input on one rank raises on
 {
   terse::mpi_transport mpi(MPI_COMM_WORLD, mpi_test::patient());
   terse::allreduce<terse::compress::uniform<8>, terse::feedback::residual, terse::mpi_transport> sync(mpi,
-                                                                                                    test_layout());
+                                                                                                      test_layout());
   auto g = gradient(mpi.rank(), 0);
   if (mpi.rank() == 1) {
     g[5000] = std::numeric_limits<float>::infinity();

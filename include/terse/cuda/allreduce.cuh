@@ -68,12 +68,13 @@ struct device_path<allreduce<C, F, T, S>> {
   // feedback stages a residual.
   static constexpr bool fusable =
       C::aggregation_kind != aggregation::summable &&
-      requires(C& c, const codec_context& ctx, device_span<const float> g, device_span<float> e, device_span<std::byte> out,
-               cudaStream_t s, device_workspace& w, device_feedback<F>& d, bucket_id id) {
-        cuda::encode_residual(c, ctx, g, device_span<const float>(e), e, out, s, w);
-        d.staging(id, std::size_t{}, s);
-        d.commit_staged(id);
-      };
+      requires(C & c, const codec_context& ctx, device_span<const float> g, device_span<float> e,
+               device_span<std::byte> out, cudaStream_t s, device_workspace& w, device_feedback<F>& d, bucket_id id)
+  {
+    cuda::encode_residual(c, ctx, g, device_span<const float>(e), e, out, s, w);
+    d.staging(id, std::size_t{}, s);
+    d.commit_staged(id);
+  };
 #if defined(TERSE_WITH_BLAS)
   static constexpr bool self_reducing = requires(C & c)
   {
@@ -496,7 +497,7 @@ struct device_path<allreduce<C, F, T, S>> {
       }
     }
     launch_feedback_kernel(feedback_scale_kernel, mine.count, stream, st.owner_sum.data(),
-                                     1.0f / static_cast<float>(world), std::uint64_t{mine.count});
+                           1.0f / static_cast<float>(world), std::uint64_t{mine.count});
     const std::size_t owner_bytes = frame_bytes(rank);
     st.owner_frame.reserve(owner_bytes);
     std::size_t owner_length = 0;
@@ -616,8 +617,8 @@ struct device_path<allreduce<C, F, T, S>> {
                        device_span<const std::byte>(st.gathered.data() + offsets[s] + frame_header_bytes, lengths[s]),
                        values, stream, st.workspace);
     }
-    launch_feedback_kernel(feedback_scale_kernel, n, stream, values.data(),
-                                     1.0f / static_cast<float>(world), std::uint64_t{n});
+    launch_feedback_kernel(feedback_scale_kernel, n, stream, values.data(), 1.0f / static_cast<float>(world),
+                           std::uint64_t{n});
     commit(st, id, comp, device_span<const float>(st.own_decoded.span(n)), stream);
   }
 };

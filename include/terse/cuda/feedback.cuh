@@ -62,8 +62,8 @@ __global__ void feedback_scale_kernel(float* x, float factor, std::uint64_t n)
   }
 }
 
-__global__ void feedback_dgc_compensate_kernel(const float* g, const float* m, const float* v, float* m_next, float* v_next,
-                                      float momentum, float clip, std::uint64_t n)
+__global__ void feedback_dgc_compensate_kernel(const float* g, const float* m, const float* v, float* m_next,
+                                               float* v_next, float momentum, float clip, std::uint64_t n)
 {
   for (std::uint64_t i = blockIdx.x * std::uint64_t{blockDim.x} + threadIdx.x; i < n;
        i += std::uint64_t{gridDim.x} * blockDim.x) {
@@ -73,8 +73,8 @@ __global__ void feedback_dgc_compensate_kernel(const float* g, const float* m, c
   }
 }
 
-__global__ void feedback_dgc_commit_kernel(const float* v_next, const float* decoded, const float* m_next, float* v, float* m,
-                                  std::uint64_t n)
+__global__ void feedback_dgc_commit_kernel(const float* v_next, const float* decoded, const float* m_next, float* v,
+                                           float* m, std::uint64_t n)
 {
   for (std::uint64_t i = blockIdx.x * std::uint64_t{blockDim.x} + threadIdx.x; i < n;
        i += std::uint64_t{gridDim.x} * blockDim.x) {
@@ -232,7 +232,7 @@ struct device_feedback<feedback::residual> {
   {
     float* e = error_.get(id, compensated.size(), stream);
     launch_feedback_kernel(feedback_subtract_kernel, compensated.size(), stream, compensated.data(), decoded.data(), e,
-                       std::uint64_t{compensated.size()});
+                           std::uint64_t{compensated.size()});
   }
   // Fused codecs write the next residual into staging().
   device_span<const float> error(bucket_id id, std::size_t n, cudaStream_t stream)
@@ -274,10 +274,11 @@ struct device_feedback<feedback::dgc_momentum> {
     }
     partials_.reserve(feedback_norm_blocks + 1);
     pinned_.reserve(1);
-    feedback_sum_squares_partials_kernel<<<feedback_norm_blocks, feedback_threads, 0, stream>>>(gradient.data(), gradient.size(),
-                                                                                 partials_.data());
+    feedback_sum_squares_partials_kernel<<<feedback_norm_blocks, feedback_threads, 0, stream>>>(
+        gradient.data(), gradient.size(), partials_.data());
     TERSE_CUDA_TRY(cudaGetLastError());
-    feedback_sum_partials_kernel<<<1, 1, 0, stream>>>(partials_.data(), feedback_norm_blocks, partials_.data() + feedback_norm_blocks);
+    feedback_sum_partials_kernel<<<1, 1, 0, stream>>>(partials_.data(), feedback_norm_blocks,
+                                                      partials_.data() + feedback_norm_blocks);
     TERSE_CUDA_TRY(cudaGetLastError());
     TERSE_CUDA_TRY(cudaMemcpyAsync(pinned_.data(), partials_.data() + feedback_norm_blocks, sizeof(double),
                                    cudaMemcpyDeviceToHost, stream));
@@ -297,8 +298,8 @@ struct device_feedback<feedback::dgc_momentum> {
     const float* v = accumulated_.get(id, n, stream);
     float* m_next = staged_momentum_.get(id, n, stream);
     float* v_next = staged_accumulated_.get(id, n, stream);
-    launch_feedback_kernel(feedback_dgc_compensate_kernel, n, stream, g.data(), m, v, m_next, v_next, host.config().momentum, clip_,
-                       std::uint64_t{n});
+    launch_feedback_kernel(feedback_dgc_compensate_kernel, n, stream, g.data(), m, v, m_next, v_next,
+                           host.config().momentum, clip_, std::uint64_t{n});
     return device_span<const float>(v_next, n);
   }
 
@@ -309,7 +310,7 @@ struct device_feedback<feedback::dgc_momentum> {
     float* v = accumulated_.get(id, n, stream);
     const float* m_next = staged_momentum_.get(id, n, stream);
     launch_feedback_kernel(feedback_dgc_commit_kernel, n, stream, compensated.data(), decoded.data(), m_next, v, m,
-                       std::uint64_t{n});
+                           std::uint64_t{n});
   }
 
   void save(state_writer& out) const

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "codec_bench_support.hpp"
+#include "cuda_bench_support.cuh"
 
 // Outside the anonymous namespace: nvcc flags its unused members there.
 namespace powersgd_device_test {
@@ -33,37 +34,8 @@ using powersgd_device_test::device_solo_transport;
 
 namespace {
 
-template <class Enqueue>
-void time_on_stream(benchmark::State& state, cudaStream_t stream, Enqueue enqueue)
-{
-  cudaEvent_t start;
-  cudaEvent_t stop;
-  TERSE_CUDA_TRY(cudaEventCreate(&start));
-  TERSE_CUDA_TRY(cudaEventCreate(&stop));
-  enqueue();  // warm-up: allocates the bucket and the cuBLAS handle
-  for (auto _ : state) {
-    TERSE_CUDA_TRY(cudaEventRecord(start, stream));
-    enqueue();
-    TERSE_CUDA_TRY(cudaEventRecord(stop, stream));
-    TERSE_CUDA_TRY(cudaEventSynchronize(stop));
-    float ms = 0;
-    TERSE_CUDA_TRY(cudaEventElapsedTime(&ms, start, stop));
-    state.SetIterationTime(static_cast<double>(ms) / 1e3);
-  }
-  state.SetBytesProcessed(state.iterations() * state.range(0));
-  TERSE_CUDA_TRY_NOTHROW(cudaEventDestroy(start));
-  TERSE_CUDA_TRY_NOTHROW(cudaEventDestroy(stop));
-}
-
-void device_memcpy_reference(benchmark::State& state)
-{
-  const auto bytes = static_cast<std::size_t>(state.range(0));
-  terse::cuda_stream stream;
-  terse::device_buffer<std::byte> from(bytes), to(bytes);
-  time_on_stream(state, stream.get(), [&] {
-    TERSE_CUDA_TRY(cudaMemcpyAsync(to.data(), from.data(), bytes, cudaMemcpyDeviceToDevice, stream.get()));
-  });
-}
+using terse::bench::device_memcpy_reference;
+using terse::bench::time_on_stream;
 
 void powersgd_reduce(benchmark::State& state, std::uint32_t rank)
 {
@@ -76,7 +48,7 @@ void powersgd_reduce(benchmark::State& state, std::uint32_t rank)
   terse::cuda::powersgd_state codec(rank);
   device_solo_transport t;
   terse::codec_context ctx;
-  time_on_stream(state, stream.get(), [&] {
+  time_on_stream(state, stream.get(), {}, [&] {
     codec.reduce(ctx, t, values.span(n), stream.get());
     ++ctx.step;
   });

@@ -22,45 +22,12 @@
 #include <vector>
 
 #include "codec_bench_support.hpp"
+#include "cuda_bench_support.cuh"
 
 namespace {
 
-template <class Enqueue>
-void time_on_stream(benchmark::State& state, cudaStream_t stream, double moved_bytes, Enqueue enqueue)
-{
-  cudaEvent_t start;
-  cudaEvent_t stop;
-  TERSE_CUDA_TRY(cudaEventCreate(&start));
-  TERSE_CUDA_TRY(cudaEventCreate(&stop));
-  enqueue();  // warm-up (workspace growth)
-  double seconds = 0;
-  for (auto _ : state) {
-    TERSE_CUDA_TRY(cudaEventRecord(start, stream));
-    enqueue();
-    TERSE_CUDA_TRY(cudaEventRecord(stop, stream));
-    TERSE_CUDA_TRY(cudaEventSynchronize(stop));
-    float ms = 0;
-    TERSE_CUDA_TRY(cudaEventElapsedTime(&ms, start, stop));
-    state.SetIterationTime(static_cast<double>(ms) / 1e3);
-    seconds += static_cast<double>(ms) / 1e3;
-  }
-  state.SetBytesProcessed(state.iterations() * state.range(0));
-  if (moved_bytes > 0 && seconds > 0) {
-    state.counters["hbm_GBps"] = moved_bytes * static_cast<double>(state.iterations()) / seconds / 1e9;
-  }
-  TERSE_CUDA_TRY_NOTHROW(cudaEventDestroy(start));
-  TERSE_CUDA_TRY_NOTHROW(cudaEventDestroy(stop));
-}
-
-void device_memcpy_reference(benchmark::State& state)
-{
-  const auto bytes = static_cast<std::size_t>(state.range(0));
-  terse::cuda_stream stream;
-  terse::device_buffer<std::byte> from(bytes), to(bytes);
-  time_on_stream(state, stream.get(), 2.0 * static_cast<double>(bytes), [&] {
-    TERSE_CUDA_TRY(cudaMemcpyAsync(to.data(), from.data(), bytes, cudaMemcpyDeviceToDevice, stream.get()));
-  });
-}
+using terse::bench::device_memcpy_reference;
+using terse::bench::time_on_stream;
 
 /// The enqueue-only encode and validate+decode of each codec.
 template <class Codec>
@@ -138,7 +105,7 @@ void register_device_codec(const std::string& name, Codec codec)
             const std::size_t capacity = codec.max_encoded_bytes(n);
             terse::device_buffer<std::byte> out(capacity);
             TERSE_CUDA_TRY(cudaMemcpy(in.data(), host.data(), n * sizeof(float), cudaMemcpyHostToDevice));
-            time_on_stream(state, stream.get(), encode_moves, [&] {
+            time_on_stream(state, stream.get(), {.moved = encode_moves}, [&] {
               if (kernels_only) {
                 kernels<Codec>::encode(codec, in.data(), n, out.data(), stream.get(), workspace);
               } else {
@@ -162,7 +129,7 @@ void register_device_codec(const std::string& name, Codec codec)
             TERSE_CUDA_TRY(cudaMemset(acc.data(), 0, n * sizeof(float)));
             const std::size_t used = terse::cuda::encode(codec, {}, terse::device_span<const float>(in.span(n)),
                                                          payload.span(capacity), stream.get(), workspace);
-            time_on_stream(state, stream.get(), decode_moves, [&] {
+            time_on_stream(state, stream.get(), {.moved = decode_moves}, [&] {
               if (kernels_only) {
                 kernels<Codec>::decode(codec, payload.data(), n, acc.data(), stream.get(), workspace);
               } else {

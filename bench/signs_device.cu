@@ -14,41 +14,12 @@
 #include <vector>
 
 #include "codec_bench_support.hpp"
+#include "cuda_bench_support.cuh"
 
 namespace {
 
-// Times `enqueue` on `stream` with events (GPU time between the events).
-template <class Enqueue>
-void time_on_stream(benchmark::State& state, cudaStream_t stream, Enqueue enqueue)
-{
-  cudaEvent_t start;
-  cudaEvent_t stop;
-  TERSE_CUDA_TRY(cudaEventCreate(&start));
-  TERSE_CUDA_TRY(cudaEventCreate(&stop));
-  enqueue();  // warm-up (workspace growth, index cache)
-  for (auto _ : state) {
-    TERSE_CUDA_TRY(cudaEventRecord(start, stream));
-    enqueue();
-    TERSE_CUDA_TRY(cudaEventRecord(stop, stream));
-    TERSE_CUDA_TRY(cudaEventSynchronize(stop));
-    float ms = 0;
-    TERSE_CUDA_TRY(cudaEventElapsedTime(&ms, start, stop));
-    state.SetIterationTime(static_cast<double>(ms) / 1e3);
-  }
-  state.SetBytesProcessed(state.iterations() * state.range(0));
-  TERSE_CUDA_TRY_NOTHROW(cudaEventDestroy(start));
-  TERSE_CUDA_TRY_NOTHROW(cudaEventDestroy(stop));
-}
-
-void device_memcpy_reference(benchmark::State& state)
-{
-  const auto bytes = static_cast<std::size_t>(state.range(0));
-  terse::cuda_stream stream;
-  terse::device_buffer<std::byte> from(bytes), to(bytes);
-  time_on_stream(state, stream.get(), [&] {
-    TERSE_CUDA_TRY(cudaMemcpyAsync(to.data(), from.data(), bytes, cudaMemcpyDeviceToDevice, stream.get()));
-  });
-}
+using terse::bench::device_memcpy_reference;
+using terse::bench::time_on_stream;
 
 template <class Codec>
 void device_encode(benchmark::State& state, Codec codec)
@@ -61,7 +32,7 @@ void device_encode(benchmark::State& state, Codec codec)
   terse::device_buffer<std::byte> out(codec.max_encoded_bytes(n));
   TERSE_CUDA_TRY(cudaMemcpy(in.data(), host.data(), n * sizeof(float), cudaMemcpyHostToDevice));
   terse::codec_context ctx;
-  time_on_stream(state, stream.get(), [&] {
+  time_on_stream(state, stream.get(), {}, [&] {
     terse::cuda::encode(codec, ctx, terse::device_span<const float>(in.span(n)), out.span(codec.max_encoded_bytes(n)),
                         stream.get(), workspace);
   });
@@ -82,7 +53,7 @@ void device_decode(benchmark::State& state, Codec codec)
   terse::codec_context ctx;
   terse::cuda::encode(codec, ctx, terse::device_span<const float>(in.span(n)), payload.span(bytes), stream.get(),
                       workspace);
-  time_on_stream(state, stream.get(), [&] {
+  time_on_stream(state, stream.get(), {}, [&] {
     terse::cuda::decode_add(codec, ctx, terse::device_span<const std::byte>(payload.span(bytes)), acc.span(n),
                             stream.get(), workspace);
   });

@@ -14,66 +14,37 @@
 #include <vector>
 
 #include "codec_bench_support.hpp"
+#include "cuda_bench_support.cuh"
 
 namespace {
 
-// Times `enqueue` on `stream` with events (manual time: GPU time, not host).
-template <class Enqueue>
-void time_on_stream(benchmark::State& state, cudaStream_t stream, std::size_t bytes, Enqueue enqueue)
-{
-  cudaEvent_t start;
-  cudaEvent_t stop;
-  TERSE_CUDA_TRY(cudaEventCreate(&start));
-  TERSE_CUDA_TRY(cudaEventCreate(&stop));
-  enqueue();  // warm-up (and workspace growth)
-  for (auto _ : state) {
-    TERSE_CUDA_TRY(cudaEventRecord(start, stream));
-    enqueue();
-    TERSE_CUDA_TRY(cudaEventRecord(stop, stream));
-    TERSE_CUDA_TRY(cudaEventSynchronize(stop));
-    float ms = 0;
-    TERSE_CUDA_TRY(cudaEventElapsedTime(&ms, start, stop));
-    state.SetIterationTime(static_cast<double>(ms) / 1e3);
-  }
-  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(bytes));
-  TERSE_CUDA_TRY_NOTHROW(cudaEventDestroy(start));
-  TERSE_CUDA_TRY_NOTHROW(cudaEventDestroy(stop));
-}
-
-void device_memcpy_reference(benchmark::State& state)
-{
-  const auto bytes = static_cast<std::size_t>(state.range(0));
-  terse::cuda_stream stream;
-  terse::device_buffer<std::byte> from(bytes), to(bytes);
-  time_on_stream(state, stream.get(), bytes, [&] {
-    TERSE_CUDA_TRY(cudaMemcpyAsync(to.data(), from.data(), bytes, cudaMemcpyDeviceToDevice, stream.get()));
-  });
-}
+using terse::bench::device_memcpy_reference;
+using terse::bench::time_on_stream;
 
 template <class Codec>
 void register_device_codec(const std::string& name, Codec prototype)
 {
   for (std::size_t n : terse::bench::codec_sizes) {
     const auto bytes = static_cast<std::int64_t>(4 * n);
-    benchmark::RegisterBenchmark((name + "/device_encode").c_str(),
-                                 [prototype, n](benchmark::State& state) {
-                                   Codec codec = prototype;
-                                   terse::cuda_stream stream;
-                                   terse::device_workspace workspace;
-                                   const auto host = terse::bench::bench_gradient(n);
-                                   terse::device_buffer<float> in(n);
-                                   TERSE_CUDA_TRY(cudaMemcpy(in.data(), host.data(), 4 * n, cudaMemcpyHostToDevice));
-                                   terse::device_buffer<std::byte> out(codec.max_encoded_bytes(n));
-                                   terse::codec_context ctx;
-                                   std::size_t used = 0;
-                                   time_on_stream(state, stream.get(), 4 * n, [&] {
-                                     used = terse::cuda::encode(codec, ctx, in.span(n),
-                                                                out.span(codec.max_encoded_bytes(n)), stream.get(),
-                                                                workspace);
-                                     ++ctx.step;
-                                   });
-                                   state.counters["ratio"] = static_cast<double>(4 * n) / static_cast<double>(used);
-                                 })
+    benchmark::RegisterBenchmark(
+        (name + "/device_encode").c_str(),
+        [prototype, n](benchmark::State& state) {
+          Codec codec = prototype;
+          terse::cuda_stream stream;
+          terse::device_workspace workspace;
+          const auto host = terse::bench::bench_gradient(n);
+          terse::device_buffer<float> in(n);
+          TERSE_CUDA_TRY(cudaMemcpy(in.data(), host.data(), 4 * n, cudaMemcpyHostToDevice));
+          terse::device_buffer<std::byte> out(codec.max_encoded_bytes(n));
+          terse::codec_context ctx;
+          std::size_t used = 0;
+          time_on_stream(state, stream.get(), {.processed = static_cast<std::int64_t>(4 * n)}, [&] {
+            used = terse::cuda::encode(codec, ctx, in.span(n), out.span(codec.max_encoded_bytes(n)), stream.get(),
+                                       workspace);
+            ++ctx.step;
+          });
+          state.counters["ratio"] = static_cast<double>(4 * n) / static_cast<double>(used);
+        })
         ->Arg(bytes)
         ->UseManualTime();
     benchmark::RegisterBenchmark(
@@ -89,7 +60,7 @@ void register_device_codec(const std::string& name, Codec prototype)
           TERSE_CUDA_TRY(cudaMemcpy(bytes_on_device.data(), payload.data(), payload.size(), cudaMemcpyHostToDevice));
           terse::device_buffer<float> acc(n);
           TERSE_CUDA_TRY(cudaMemset(acc.data(), 0, 4 * n));
-          time_on_stream(state, stream.get(), 4 * n, [&] {
+          time_on_stream(state, stream.get(), {.processed = static_cast<std::int64_t>(4 * n)}, [&] {
             terse::cuda::decode_add(codec, {},
                                     terse::device_span<const std::byte>(bytes_on_device.data(), payload.size()),
                                     acc.span(n), stream.get(), workspace);

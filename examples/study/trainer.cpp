@@ -2,6 +2,8 @@
 
 #include <terse/core/verbs.hpp>
 
+#include <array>
+
 namespace study {
 
 double thread_cpu_seconds()
@@ -29,30 +31,38 @@ void append_point(const run_context& ctx, std::uint64_t step, const double (&sum
   });
 }
 
-void sum_over_processes([[maybe_unused]] const run_context& ctx, [[maybe_unused]] worker_totals& own)
+worker_totals mean_over_workers([[maybe_unused]] const run_context& ctx, const std::vector<worker_totals>& totals)
 {
-#if defined(TERSE_STUDY_WITH_MPI)
-  double sums[] = {own.bytes_sent, own.bytes_received, own.comm_model_s, own.compute_s, own.sync_cpu_s, own.exchanges};
-  try {
-    ctx.mpi->allreduce(terse::host_span<double>(sums), terse::reduce_op::sum);
-  } catch (const terse::error&) {
-    // A failed peer: the run already reports its failure; report this
-    // process's own figures as if every worker had them.
-    const double w = ctx.workers;
-    sums[0] = own.bytes_sent * w;
-    sums[1] = own.bytes_received * w;
-    sums[2] = own.comm_model_s * w;
-    sums[3] = own.compute_s * w;
-    sums[4] = own.sync_cpu_s * w;
-    sums[5] = own.exchanges * w;
+  const auto as_array = [](const worker_totals& t) {
+    return std::array<double, 6>{t.bytes_sent, t.bytes_received, t.comm_model_s,
+                                 t.compute_s,  t.sync_cpu_s,     t.exchanges};
+  };
+  std::array<double, 6> mean{};
+  for (const worker_totals& t : totals) {  // sum first: byte counts stay exact
+    const std::array<double, 6> x = as_array(t);
+    for (std::size_t i = 0; i < mean.size(); ++i) {
+      mean[i] += x[i];
+    }
   }
-  own = worker_totals{.bytes_sent = sums[0],
-                      .bytes_received = sums[1],
-                      .comm_model_s = sums[2],
-                      .compute_s = sums[3],
-                      .sync_cpu_s = sums[4],
-                      .exchanges = sums[5]};
+  for (double& m : mean) {
+    m /= static_cast<double>(totals.size());
+  }
+#if defined(TERSE_STUDY_WITH_MPI)
+  if (ctx.mpi != nullptr) {
+    try {
+      ctx.mpi->allreduce(terse::host_span<double>(mean), terse::reduce_op::average);
+    } catch (const terse::error&) {
+      // A failed peer: the run already reports its failure; this process's
+      // own figures stand in for the mean.
+    }
+  }
 #endif
+  return worker_totals{.bytes_sent = mean[0],
+                       .bytes_received = mean[1],
+                       .comm_model_s = mean[2],
+                       .compute_s = mean[3],
+                       .sync_cpu_s = mean[4],
+                       .exchanges = mean[5]};
 }
 
 }  // namespace detail

@@ -18,6 +18,7 @@
 #endif
 
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <ctime>
 #include <utility>
@@ -167,9 +168,9 @@ void run_worker(Base& base, const run_context& ctx, const configuration& config,
   }
 }
 
-/// With --transport mpi: this process's totals become the sums over all
-/// processes (each holds one worker's), so the caller averages them alike.
-void sum_over_processes(const run_context& ctx, worker_totals& own);
+/// The workers' figures averaged: over `totals` (one per thread), or with
+/// --transport mpi over the processes (`totals` holds this process's).
+worker_totals mean_over_workers(const run_context& ctx, const std::vector<worker_totals>& totals);
 
 }  // namespace detail
 
@@ -189,7 +190,7 @@ run_result train(const run_context& ctx, const configuration& config, Make make)
   result.description = config.description;
   result.partition = ctx.partition;
   result.steps = ctx.steps;
-  // One entry per worker here, or (with MPI) one holding the sums over the processes.
+  // One entry per worker thread, or (with MPI) this process's worker.
   std::vector<detail::worker_totals> totals(ctx.mpi != nullptr ? 1 : static_cast<std::size_t>(ctx.workers));
   const auto start = std::chrono::steady_clock::now();
   try {
@@ -205,19 +206,14 @@ run_result train(const run_context& ctx, const configuration& config, Make make)
   } catch (const terse::error& e) {
     result.failure = e.what();
   }
-  if (ctx.mpi != nullptr) {
-    detail::sum_over_processes(ctx, totals.front());
-  }
   result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const double w = static_cast<double>(ctx.workers);
-  for (const detail::worker_totals& t : totals) {
-    result.bytes_sent += t.bytes_sent / w;
-    result.bytes_received += t.bytes_received / w;
-    result.comm_model_s += t.comm_model_s / w;
-    result.compute_s += t.compute_s / w;
-    result.sync_cpu_s += t.sync_cpu_s / w;
-  }
-  result.exchanges = static_cast<std::uint64_t>(totals.front().exchanges / (ctx.mpi != nullptr ? w : 1.0));
+  const detail::worker_totals mean = detail::mean_over_workers(ctx, totals);
+  result.bytes_sent = mean.bytes_sent;
+  result.bytes_received = mean.bytes_received;
+  result.comm_model_s = mean.comm_model_s;
+  result.compute_s = mean.compute_s;
+  result.sync_cpu_s = mean.sync_cpu_s;
+  result.exchanges = static_cast<std::uint64_t>(std::llround(mean.exchanges));
   return result;
 }
 

@@ -2,6 +2,7 @@
 // size, repeating the call (any verb, checked mode, chunked or not) makes no
 // heap allocation. Counted by replacing the global operator new in this test
 // binary; only calls made while a counter is armed are counted.
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -98,6 +99,47 @@ TEST_CASE("repeated verbs of a size already seen do not allocate")
     const long allocated = allocations_during([&] {
       for (int repeat = 0; repeat < 3; ++repeat) {
         every_verb();
+      }
+    });
+    CHECK(allocated == 0);
+    CHECK(transport.healthy());
+  }
+}
+
+TEST_CASE("repeated exchanges of a shape already seen do not allocate")
+{
+  using terse::host_span;
+  for (const bool checked : {true, false}) {
+    CAPTURE(checked);
+    terse::mpi_transport transport(MPI_COMM_WORLD, mpi_test::patient(checked));
+    transport.set_max_chunk_elements(50);
+    const int rank = transport.rank();
+    const int world = transport.size();
+    const auto w = static_cast<std::size_t>(world);
+    std::vector<std::byte> out(120 * w, std::byte(1)), in(120 * w);
+    std::vector<terse::outgoing<>> sends;
+    std::vector<terse::incoming<>> recvs;
+    for (int peer = 0; peer < world; ++peer) {
+      const auto p = static_cast<std::size_t>(peer);
+      sends.push_back({peer, host_span<const std::byte>(out).subspan(p * 120, 120)});
+      recvs.push_back({peer, host_span<std::byte>(in).subspan(p * 120, 120)});
+    }
+    const std::array ring_send{terse::outgoing<>{(rank + 1) % world, host_span<const std::byte>(out).first(8)}};
+    const std::array ring_recv{
+        terse::incoming<>{(rank + world - 1) % world, host_span<std::byte>(in).subspan(in.size() - 8, 8)}};
+    const auto two_in_flight = [&] {
+      const terse::exchange_id all = transport.start_exchange(host_span<const terse::outgoing<>>(sends),
+                                                              host_span<const terse::incoming<>>(recvs), 1);
+      const terse::exchange_id ring = transport.start_exchange(host_span<const terse::outgoing<>>(ring_send),
+                                                               host_span<const terse::incoming<>>(ring_recv), 2);
+      transport.wait(ring);
+      while (!transport.test(all)) {
+      }
+    };
+    CHECK(allocations_during(two_in_flight) > 0);
+    const long allocated = allocations_during([&] {
+      for (int repeat = 0; repeat < 3; ++repeat) {
+        two_in_flight();
       }
     });
     CHECK(allocated == 0);

@@ -8,6 +8,7 @@
 /// They live in `terse::concepts` because the policies themselves live in
 /// `terse::compress`, `terse::feedback` and `terse::schedule`.
 
+#include <terse/core/exchange.hpp>
 #include <terse/core/policy_types.hpp>
 #include <terse/core/span.hpp>
 #include <terse/core/verbs.hpp>
@@ -179,6 +180,23 @@ concept point_to_point_transport = transport_knows_its_rank<T> && transport_acce
   t.recv(out, 0, 0);
 };
 
+/// A grouped, nonblocking point-to-point exchange on byte buffers in
+/// `Space` (core/exchange.hpp): `start_exchange(sends, recvs, tag) ->
+/// exchange_id`, `test(id) -> bool`, `wait(id)`. The collectives build their
+/// phases from it, so every bucket's exchange can be in flight at once.
+template <class T, memory_space Space = memory_space::host>
+concept exchanging_transport = transport_knows_its_rank<T> && transport_accepts_memory<T, Space> &&
+    requires(T& t, host_span<const outgoing<Space>> sends, host_span<const incoming<Space>> recvs, exchange_id id)
+{
+  {
+    t.start_exchange(sends, recvs, 0)
+    } -> std::same_as<exchange_id>;
+  {
+    t.test(id)
+    } -> std::same_as<bool>;
+  t.wait(id);
+};
+
 /// A transport: knows its rank and world size and has collective verbs,
 /// point-to-point verbs, or both, in host or device memory.
 template <class T>
@@ -292,6 +310,16 @@ consteval bool check_collective_transport()
                 "broadcast and barrier on spans in this memory space; a send/recv-only transport suits gossip, "
                 "not allreduce");
   return collective_transport<T, Space>;
+}
+
+template <class T, memory_space Space = memory_space::host>
+consteval bool check_exchanging_transport()
+{
+  static_assert(exchanging_transport<T, Space>,
+                "terse transport: the collectives post their phases as grouped nonblocking exchanges: add "
+                "`exchange_id start_exchange(host_span<const outgoing<>>, host_span<const incoming<>>, int tag)`, "
+                "`bool test(exchange_id)` and `void wait(exchange_id)` (see terse/core/exchange.hpp)");
+  return exchanging_transport<T, Space>;
 }
 
 template <class S>

@@ -12,7 +12,8 @@
 /// @endcode
 ///
 /// The decorator counts this rank's verb calls over all verbs with one
-/// counter (a sendrecv and an in-place allreduce are one call each). On rank
+/// counter (a sendrecv, an in-place allreduce and a start_exchange are one
+/// call each; test and wait of an exchange are not calls). On rank
 /// `plan.rank`, the call with zero-based index `plan.at_call` (the one after
 /// `at_call` calls went through) meets the fault, before it enters the
 /// inner transport:

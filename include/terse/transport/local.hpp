@@ -13,8 +13,10 @@
 /// @endcode
 
 #include <terse/core/error.hpp>
+#include <terse/core/exchange.hpp>
 #include <terse/core/span.hpp>
 #include <terse/core/verbs.hpp>
+#include <terse/transport/detail/local_exchange.hpp>
 #include <terse/transport/detail/local_state.hpp>
 #include <terse/transport/detail/partition.hpp>
 #include <terse/transport/detail/reduce.hpp>
@@ -225,6 +227,17 @@ class local_transport {
     recv(recv_buffer, source, tag);
   }
 
+  /// Posts every message of a grouped exchange (core/exchange.hpp). Sends
+  /// are buffered copies, so the send buffers are free again on return.
+  exchange_id start_exchange(host_span<const outgoing<>> sends, host_span<const incoming<>> recvs, int tag)
+  {
+    return exchanges_.start(*state_, rank_, sends, recvs, tag);
+  }
+  /// True once every receive of `id` has its message; never blocks.
+  bool test(exchange_id id) { return exchanges_.test(*state_, rank_, id); }
+  /// Blocks until every receive of `id` has its message.
+  void wait(exchange_id id) { exchanges_.wait(*state_, rank_, id); }
+
   void barrier()
   {
     const auto call = describe_call<std::byte>(verb::barrier, 0, reduce_op::sum);
@@ -335,6 +348,7 @@ class local_transport {
   std::shared_ptr<detail::local_state> state_;
   int rank_ = 0;
   std::uint64_t sequence_ = 0;
+  detail::local_exchanges exchanges_;
 };
 
 inline local_transport local_world::transport(int rank) const

@@ -24,6 +24,10 @@
 /// - send: sent N; recv: received N; sendrecv counts as one send call and
 ///   one recv call, each with its own bytes.
 /// - barrier: a call, no bytes.
+/// - a grouped exchange (start_exchange): one verb::send call, with sent =
+///   the bytes of its sends to other ranks and received = the bytes of its
+///   receives from other ranks, both booked under verb::send; messages to
+///   this rank itself are free. Counted when start_exchange returns.
 /// A world of one rank moves nothing. A call is counted when it returns:
 /// one that throws moved nothing certain and is not counted.
 

@@ -17,10 +17,12 @@
 /// Needs the terse::mpi target.
 
 #include <terse/core/error.hpp>
+#include <terse/core/exchange.hpp>
 #include <terse/core/mpi_error.hpp>
 #include <terse/core/span.hpp>
 #include <terse/core/verbs.hpp>
 #include <terse/transport/detail/mpi_datatype.hpp>
+#include <terse/transport/detail/mpi_exchange.hpp>
 #include <terse/transport/detail/mpi_fingerprint.hpp>
 #include <terse/transport/detail/mpi_layout.hpp>
 #include <terse/transport/detail/mpi_p2p.hpp>
@@ -166,6 +168,19 @@ class mpi_transport {
   /// Returns once every rank has entered.
   void barrier();
 
+  /// Posts every message of a grouped exchange (core/exchange.hpp) on host
+  /// buffers: MPI_Isend and MPI_Irecv on the point-to-point communicator,
+  /// chunked and, in checked mode, headed like send/recv. Peers must be
+  /// ranks and the tag in 0 .. MPI_TAG_UB (else errc::invalid_argument).
+  /// A timeout breaks the transport as a blocking verb's does; a mismatch
+  /// (the message is drained) does not.
+  exchange_id start_exchange(host_span<const outgoing<>> sends, host_span<const incoming<>> recvs, int tag);
+  /// Progresses every message of `id` once (MPI_Test each); true when all
+  /// have completed.
+  bool test(exchange_id id);
+  /// Polls `id` until it completes or its deadline passes.
+  void wait(exchange_id id);
+
  private:
   using clock = detail::mpi::clock;
   using fingerprint = detail::mpi::call_fingerprint;
@@ -183,7 +198,9 @@ class mpi_transport {
   void agree(fingerprint call, const std::string& problem, std::string_view verb_name, clock::time_point deadline);
   template <class Body>
   void move_data(Body&& body, bool mismatch_keeps_health = false);
-  void wait(detail::mpi::request_set& set, clock::time_point deadline, std::string_view what);
+  void await(detail::mpi::request_set& set, clock::time_point deadline, std::string_view what);
+  detail::mpi::exchange_slot& exchange_of(exchange_id id);
+  void spend(detail::mpi::exchange_slot& slot) noexcept;
   [[noreturn]] void timed_out(std::string_view what, const std::string& pending);
   void abandon_all() noexcept;
   fingerprint make_fingerprint(verb what) const noexcept;
@@ -225,8 +242,12 @@ class mpi_transport {
   detail::mpi::scratch_buffer contributions_;  // the W-1 contributions to this rank's block
   detail::mpi::scratch_buffer drain_;          // mismatched point-to-point messages, discarded
   detail::mpi::staging_buffers staging_;       // device spans, through pinned host memory
+  // On the heap so it can be leaked if MPI still owns its header words.
+  std::unique_ptr<detail::mpi::exchange_table> exchanges_;
 };
 
 }  // namespace terse
 
 #include <terse/transport/detail/mpi_transport.inl>
+// After the verbs: the exchange reuses their argument checks.
+#include <terse/transport/detail/mpi_exchange.inl>

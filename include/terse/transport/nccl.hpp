@@ -16,10 +16,12 @@
 #include <terse/core/cuda_error.hpp>
 #include <terse/core/cuda_memory.hpp>
 #include <terse/core/error.hpp>
+#include <terse/core/exchange.hpp>
 #include <terse/core/nccl_error.hpp>
 #include <terse/core/span.hpp>
 #include <terse/core/verbs.hpp>
 #include <terse/transport/detail/call_descriptor.hpp>
+#include <terse/transport/detail/nccl_exchange.hpp>
 #include <terse/transport/detail/nccl_fingerprint.hpp>
 #include <terse/transport/detail/nccl_guards.hpp>
 #include <terse/transport/detail/nccl_types.hpp>
@@ -100,7 +102,8 @@ class nccl_transport {
         owns_(std::exchange(other.owns_, false)),
         broken_(std::exchange(other.broken_, true)),
         scratch_(std::move(other.scratch_)),
-        staging_(std::move(other.staging_))
+        staging_(std::move(other.staging_)),
+        exchanges_(std::move(other.exchanges_))
   {
   }
   nccl_transport& operator=(nccl_transport&& other) noexcept
@@ -116,6 +119,7 @@ class nccl_transport {
       broken_ = std::exchange(other.broken_, true);
       scratch_ = std::move(other.scratch_);
       staging_ = std::move(other.staging_);
+      exchanges_ = std::move(other.exchanges_);
     }
     return *this;
   }
@@ -331,6 +335,23 @@ class nccl_transport {
     });
   }
 
+  // --- grouped exchange (core/exchange.hpp) --------------------------------------
+
+  /// Enqueues every message in one NCCL group (ncclSend / ncclRecv of
+  /// bytes on the stream; a message to or from this rank itself is valid)
+  /// and records an event after it. Empty messages move nothing. NCCL has
+  /// no tags and matches the messages between two ranks in posting order,
+  /// so every rank must start its exchanges in the same order, and NCCL
+  /// cannot see a size mismatch (the peers' sizes must agree).
+  exchange_id start_exchange(host_span<const outgoing<memory_space::device>> sends,
+                             host_span<const incoming<memory_space::device>> recvs, int tag);
+  /// Queries the exchange's event (and NCCL's asynchronous error) without
+  /// blocking; true once the group has finished on the stream.
+  bool test(exchange_id id);
+  /// Polls `id` until it completes or its deadline passes (the stream
+  /// first finishes what was enqueued before it, as in synchronize()).
+  void wait(exchange_id id);
+
  private:
   // Slots of the checked-mode scratch: a collective uses [0, 2); a
   // point-to-point call sends [0] and [1] and receives into [2] and [3].
@@ -448,8 +469,9 @@ class nccl_transport {
   int size_ = 0;
   bool owns_ = false;
   bool broken_ = false;
-  device_buffer<std::uint64_t> scratch_;  ///< checked-mode fingerprints and the barrier word
-  pinned_buffer<std::uint64_t> staging_;  ///< host side of the fingerprints
+  device_buffer<std::uint64_t> scratch_;     ///< checked-mode fingerprints and the barrier word
+  pinned_buffer<std::uint64_t> staging_;     ///< host side of the fingerprints
+  detail::nccl::exchange_events exchanges_;  ///< one recycled event per exchange in flight
 };
 
 }  // namespace terse

@@ -25,13 +25,24 @@
 /// | send, recv | alpha + N beta |
 /// | sendrecv | the longer of its send and its recv (they overlap) |
 /// | barrier | ceil(log2 W) alpha |
+/// | exchange | alpha + max(sum of sends bytes/bw(rank, peer), sum of recvs bytes/bw(peer, rank)); 0 if all local |
 ///
 /// With per-link bandwidths the collectives run at the slowest link of the
 /// ring r -> r+1 (mod W) and point-to-point verbs at their own link (send:
 /// rank -> peer; recv: peer -> rank). A world of one rank costs nothing but
 /// its point-to-point latency. Times are rank-independent for collectives,
 /// computed in double from the formulas (not from metered's integer bytes).
-/// A call is charged when it returns; one that throws costs nothing.
+/// A call is charged when it returns; one that throws costs nothing. An
+/// exchange is charged (under verb::send) when start_exchange returns: its
+/// messages are posted at once, so they share one latency, and the NIC
+/// serialises the bytes each way; messages to this rank itself are free.
+///
+/// With wall_clock::follows_model the rank's link is busy until the end of
+/// its last modelled transfer: an exchange begins at max(now, busy until),
+/// is ready cost seconds later and keeps the link busy until then; test()
+/// is false until the inner exchange completed and that time has passed,
+/// and wait() sleeps until it. A blocking verb also begins no earlier than
+/// busy until (it queues behind exchanges in flight).
 
 #include <terse/core/error.hpp>
 #include <terse/core/verbs.hpp>
@@ -180,7 +191,7 @@ class simulated_network : public detail::decorator_base<simulated_network<Inner>
   const network_model& model() const noexcept { return model_; }
 
   /// Modelled seconds of every call since construction or reset(). A
-  /// sendrecv is booked under verb::send.
+  /// sendrecv and an exchange are booked under verb::send.
   double modelled_seconds() const noexcept { return total_; }
   double modelled_seconds(verb v) const noexcept { return per_verb_[static_cast<std::size_t>(v)]; }
 
@@ -191,18 +202,109 @@ class simulated_network : public detail::decorator_base<simulated_network<Inner>
   }
 
  private:
+  using steady = std::chrono::steady_clock;
+
+  /// An exchange in flight under follows_model.
+  struct pending_exchange {
+    exchange_id id;
+    steady::time_point ready;
+    bool inner_done = false;
+  };
+
+  static steady::duration duration_of(double seconds)
+  {
+    return std::chrono::ceil<steady::duration>(std::chrono::duration<double>(seconds));
+  }
+
   template <class Forward>
   void intercept(const detail::verb_call& call, Forward& forward)
   {
-    const auto start = std::chrono::steady_clock::now();
+    const auto start = std::max(steady::now(), busy_until_);
     forward();
     const double seconds = detail::modelled_seconds(call, this->size(), costs_of(call));
-    total_ += seconds;
-    per_verb_[static_cast<std::size_t>(call.what)] += seconds;
+    charge(call.what, seconds);
     if (clock_ == wall_clock::follows_model) {
-      std::this_thread::sleep_until(
-          start + std::chrono::ceil<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds)));
+      busy_until_ = start + duration_of(seconds);
+      std::this_thread::sleep_until(busy_until_);
     }
+  }
+
+  template <class Forward>
+  exchange_id intercept_exchange(const detail::verb_call& call, Forward& forward)
+  {
+    const auto now = steady::now();
+    const exchange_id id = forward();
+    const int world = this->size();
+    const double seconds = detail::exchange_seconds(
+        call, this->rank(), model_.latency_s, [&](int from, int to) { return model_.link_bandwidth(from, to, world); });
+    charge(verb::send, seconds);
+    if (clock_ == wall_clock::follows_model) {
+      busy_until_ = std::max(now, busy_until_) + duration_of(seconds);
+      pending_.push_back(pending_exchange{id, busy_until_, false});
+    }
+    return id;
+  }
+
+  template <class Forward>
+  bool intercept_test(exchange_id id, Forward& forward)
+  {
+    pending_exchange* entry = find(id);
+    if (entry == nullptr) {
+      return forward();  // untouched clock (or an unknown id, which the inner reports)
+    }
+    if (!entry->inner_done) {
+      try {
+        entry->inner_done = forward();
+      } catch (...) {
+        forget(*entry);
+        throw;
+      }
+    }
+    if (!entry->inner_done || steady::now() < entry->ready) {
+      return false;
+    }
+    forget(*entry);
+    return true;
+  }
+
+  template <class Forward>
+  void intercept_wait(exchange_id id, Forward& forward)
+  {
+    pending_exchange* entry = find(id);
+    if (entry == nullptr) {
+      forward();
+      return;
+    }
+    const steady::time_point ready = entry->ready;
+    const bool inner_done = entry->inner_done;
+    forget(*entry);
+    if (!inner_done) {
+      forward();
+    }
+    std::this_thread::sleep_until(ready);
+  }
+
+  void charge(verb booked, double seconds) noexcept
+  {
+    total_ += seconds;
+    per_verb_[static_cast<std::size_t>(booked)] += seconds;
+  }
+
+  pending_exchange* find(exchange_id id) noexcept
+  {
+    for (pending_exchange& entry : pending_) {
+      if (entry.id == id) {
+        return &entry;
+      }
+    }
+    return nullptr;
+  }
+
+  // Swap with the last and pop: the vector keeps its capacity.
+  void forget(pending_exchange& entry) noexcept
+  {
+    entry = pending_.back();
+    pending_.pop_back();
   }
 
   detail::link_costs costs_of(const detail::verb_call& call) const noexcept
@@ -221,6 +323,8 @@ class simulated_network : public detail::decorator_base<simulated_network<Inner>
   double ring_seconds_per_byte_ = 0.0;
   double total_ = 0.0;
   std::array<double, verb_count> per_verb_{};
+  steady::time_point busy_until_{};        ///< follows_model: the link is busy until then
+  std::vector<pending_exchange> pending_;  ///< follows_model: exchanges not yet reported complete
 };
 
 // Deduce a reference from an lvalue, a value from an rvalue. (No trailing

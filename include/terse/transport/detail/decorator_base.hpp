@@ -7,8 +7,16 @@
 /// verb_call and hands a "forward to the inner transport" callable to the
 /// decorator's `intercept(call, forward)`, which may count, charge time,
 /// delay or throw around it.
+///
+/// A grouped exchange (core/exchange.hpp) goes through `intercept` as well,
+/// as a verb_call with `grouped` set, unless the decorator has
+/// `exchange_id intercept_exchange(call, forward)` (forward() then returns
+/// the inner id). `test` and `wait` go to the decorator's
+/// `intercept_test(id, forward)` / `intercept_wait(id, forward)` when it has
+/// them, else straight to the inner transport.
 
 #include <terse/core/concepts.hpp>
+#include <terse/core/exchange.hpp>
 #include <terse/core/span.hpp>
 #include <terse/core/verbs.hpp>
 #include <terse/transport/detail/decorator_call.hpp>
@@ -85,6 +93,28 @@ template <class I, class... Extra>
 concept inner_barrier = requires(I& t, Extra&&... extra)
 {
   t.barrier(std::forward<Extra>(extra)...);
+};
+
+template <class I, memory_space S>
+concept inner_start_exchange = requires(I& t, host_span<const outgoing<S>> sends, host_span<const incoming<S>> recvs)
+{
+  {
+    t.start_exchange(sends, recvs, 0)
+    } -> std::same_as<exchange_id>;
+};
+
+template <class I>
+concept inner_test_exchange = requires(I& t, exchange_id id)
+{
+  {
+    t.test(id)
+    } -> std::same_as<bool>;
+};
+
+template <class I>
+concept inner_wait_exchange = requires(I& t, exchange_id id)
+{
+  t.wait(id);
 };
 
 template <class I>
@@ -235,6 +265,56 @@ class decorator_base {
                   .peer = dest,
                   .source = source},
         [&] { inner_.sendrecv(send_buffer, dest, recv_buffer, source, tag, std::forward<Extra>(extra)...); });
+  }
+
+  /// Booked as one verb::send call with `grouped` set; the sizes count only
+  /// messages to and from other ranks.
+  template <memory_space S>
+  requires inner_start_exchange<inner_type, S> exchange_id start_exchange(host_span<const outgoing<S>> sends,
+                                                                          host_span<const incoming<S>> recvs, int tag)
+  {
+    verb_call call{.what = verb::send, .grouped = true};
+    call.messages = exchange_messages{.sends = sends.data(),
+                                      .send_count = sends.size(),
+                                      .send_at = &read_message<outgoing<S>>,
+                                      .recvs = recvs.data(),
+                                      .recv_count = recvs.size(),
+                                      .recv_at = &read_message<incoming<S>>};
+    const int me = inner_.rank();
+    for (const outgoing<S>& message : sends) {
+      call.bytes_to_peers += message.peer != me ? message.bytes.size_bytes() : 0;
+    }
+    for (const incoming<S>& message : recvs) {
+      call.bytes_from_peers += message.peer != me ? message.bytes.size_bytes() : 0;
+    }
+    auto forward = [&] { return inner_.start_exchange(sends, recvs, tag); };
+    if constexpr (requires(Derived & d) { d.intercept_exchange(call, forward); }) {
+      return static_cast<Derived&>(*this).intercept_exchange(call, forward);
+    } else {
+      exchange_id id{};
+      run(call, [&] { id = forward(); });
+      return id;
+    }
+  }
+
+  bool test(exchange_id id) requires inner_test_exchange<inner_type>
+  {
+    auto forward = [&] { return inner_.test(id); };
+    if constexpr (requires(Derived & d) { d.intercept_test(id, forward); }) {
+      return static_cast<Derived&>(*this).intercept_test(id, forward);
+    } else {
+      return forward();
+    }
+  }
+
+  void wait(exchange_id id) requires inner_wait_exchange<inner_type>
+  {
+    auto forward = [&] { inner_.wait(id); };
+    if constexpr (requires(Derived & d) { d.intercept_wait(id, forward); }) {
+      static_cast<Derived&>(*this).intercept_wait(id, forward);
+    } else {
+      forward();
+    }
   }
 
   template <class... Extra>

@@ -10,6 +10,7 @@
 #include <terse/transport/detail/partition.hpp>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 
 namespace terse::detail {
@@ -40,7 +41,11 @@ constexpr traffic traffic_of(const verb_call& call, int rank, int size) noexcept
         return {};
       }
       return rank == call.root ? traffic{all * element, 0} : traffic{0, all * element};
-    case verb::send: return {all * element, call.exchange ? std::uint64_t{call.received_count} * element : 0};
+    case verb::send:
+      if (call.grouped) {
+        return {call.bytes_to_peers, call.bytes_from_peers};
+      }
+      return {all * element, call.exchange ? std::uint64_t{call.received_count} * element : 0};
     case verb::recv: return {0, all * element};
     case verb::barrier: return {};
   }
@@ -92,6 +97,37 @@ inline double modelled_seconds(const verb_call& call, int size, const link_costs
     case verb::barrier: return ceil_log2(size) * cost.alpha;
   }
   return 0.0;
+}
+
+/// Modelled seconds of a grouped exchange on rank `rank`: every message is
+/// posted at once, so they share one latency, and the NIC serialises the
+/// bytes each way:
+///   alpha + max(sum over sends of bytes / bandwidth(rank, peer),
+///               sum over receives of bytes / bandwidth(peer, rank)),
+/// or 0 when no message goes to or comes from another rank (messages to
+/// this rank itself are free). `bandwidth(from, to)` is in bytes per second.
+template <class Bandwidth>
+double exchange_seconds(const verb_call& call, int rank, double alpha, Bandwidth&& bandwidth) noexcept
+{
+  const exchange_messages& messages = call.messages;
+  bool remote = false;
+  double sending = 0.0;
+  for (std::size_t i = 0; i < messages.send_count; ++i) {
+    const exchange_messages::message m = messages.send(i);
+    if (m.peer != rank) {
+      remote = true;
+      sending += static_cast<double>(m.bytes) / bandwidth(rank, m.peer);
+    }
+  }
+  double receiving = 0.0;
+  for (std::size_t i = 0; i < messages.recv_count; ++i) {
+    const exchange_messages::message m = messages.recv(i);
+    if (m.peer != rank) {
+      remote = true;
+      receiving += static_cast<double>(m.bytes) / bandwidth(m.peer, rank);
+    }
+  }
+  return remote ? alpha + std::max(sending, receiving) : 0.0;
 }
 
 }  // namespace terse::detail

@@ -2,7 +2,8 @@
 /// @file
 /// The state W in-process ranks share: a rendezvous with a deadline, the
 /// per-rank call slots collectives read each other's buffers through, and
-/// the mailboxes of point-to-point messages.
+/// the mailboxes of point-to-point messages (blocking `take`, and the
+/// non-blocking `take_arrived` / `wait_arrived` of grouped exchanges).
 
 #include <terse/core/error.hpp>
 #include <terse/core/verbs.hpp>
@@ -14,7 +15,6 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstring>
-#include <deque>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -36,6 +36,14 @@ struct local_message {
   data_type type = data_type::u8;
   std::size_t count = 0;
   std::vector<std::byte> bytes;
+};
+
+/// One receive of a grouped exchange: `size` bytes from `from`.
+struct local_receive {
+  int from = 0;
+  std::byte* bytes = nullptr;
+  std::size_t size = 0;
+  bool done = false;
 };
 
 class local_state {
@@ -159,6 +167,70 @@ class local_state {
       }
       throw_if_broken();
     }
+    std::string mismatch = consume(to, from, tag, found, type, count, bytes, size);
+    if (!mismatch.empty()) {
+      TERSE_FAIL(errc::mismatch, std::move(mismatch));
+    }
+  }
+
+  /// Takes, in order, the message of every pending receive of `receives`
+  /// (tag `tag`) that has arrived, without blocking. Returns how many are
+  /// still pending. A message of another size is consumed and described in
+  /// `mismatch` (the first one only).
+  std::size_t take_arrived(int to, int tag, std::vector<local_receive>& receives, std::string& mismatch)
+  {
+    const std::lock_guard lock(mutex_);
+    return take_locked(to, tag, receives, mismatch);
+  }
+
+  /// Like take_arrived, but blocks until none is pending. Throws
+  /// errc::timeout at `deadline` (the world is then broken) and
+  /// errc::peer_failed when the world breaks while some are pending.
+  void wait_arrived(int to, int tag, std::vector<local_receive>& receives, std::string& mismatch,
+                    clock::time_point deadline)
+  {
+    std::unique_lock lock(mutex_);
+    while (take_locked(to, tag, receives, mismatch) != 0) {
+      throw_if_broken();
+      if (changed_.wait_until(lock, deadline) == std::cv_status::timeout &&
+          take_locked(to, tag, receives, mismatch) != 0) {
+        throw_if_broken();
+        break_world(errc::timeout, "rank " + std::to_string(to) + " waited " +
+                                       std::to_string(options_.timeout.count()) + " ms for an exchange (tag " +
+                                       std::to_string(tag) + ") with " + pending_senders(receives));
+      }
+    }
+  }
+
+  /// Breaks the world with errc::timeout on behalf of an exchange whose
+  /// deadline passed while it was being tested.
+  [[noreturn]] void exchange_timed_out(int to, int tag, const std::vector<local_receive>& receives)
+  {
+    const std::lock_guard lock(mutex_);
+    throw_if_broken();
+    break_world(errc::timeout, "rank " + std::to_string(to) + " waited " + std::to_string(options_.timeout.count()) +
+                                   " ms for an exchange (tag " + std::to_string(tag) + ") with " +
+                                   pending_senders(receives));
+  }
+
+  /// Throws errc::peer_failed if the world is broken.
+  void check_healthy() const
+  {
+    if (broken_.load(std::memory_order_acquire)) {
+      const std::lock_guard lock(mutex_);
+      throw_if_broken();
+    }
+  }
+
+ private:
+  using mailbox = std::vector<local_message>;
+
+  // Moves the message at `found` out of its mailbox (its buffer goes back to
+  // the spares) and copies it into `bytes` if it fits; else describes why not.
+  std::string consume(int to, int from, int tag, mailbox::iterator found, data_type type, std::size_t count,
+                      std::byte* bytes, std::size_t size)
+  {
+    mailbox& box = mailboxes_[channel(to, from)];
     local_message message = std::move(*found);
     box.erase(found);
     const data_type sent_type = message.type;
@@ -167,15 +239,51 @@ class local_state {
       std::memcpy(bytes, message.bytes.data(), size);
     }
     spare_messages_[channel(to, from)].push_back(std::move(message));
-    if (sent_type != type || sent_count != count) {
-      TERSE_FAIL(errc::mismatch, "rank " + std::to_string(to) + " expected " + std::to_string(count) + " elements of " +
-                                     std::to_string(size_of(type)) + " bytes from rank " + std::to_string(from) +
-                                     " (tag " + std::to_string(tag) + ") but was sent " + std::to_string(sent_count) +
-                                     " elements of " + std::to_string(size_of(sent_type)) + " bytes");
+    if (sent_type == type && sent_count == count) {
+      return {};
     }
+    return "rank " + std::to_string(to) + " expected " + std::to_string(count) + " elements of " +
+           std::to_string(size_of(type)) + " bytes from rank " + std::to_string(from) + " (tag " + std::to_string(tag) +
+           ") but was sent " + std::to_string(sent_count) + " elements of " + std::to_string(size_of(sent_type)) +
+           " bytes";
   }
 
- private:
+  // In posting order, so two receives from one (peer, tag) take its
+  // messages in the order they were sent.
+  std::size_t take_locked(int to, int tag, std::vector<local_receive>& receives, std::string& mismatch)
+  {
+    std::size_t pending = 0;
+    for (local_receive& receive : receives) {
+      if (receive.done) {
+        continue;
+      }
+      mailbox& box = mailboxes_[channel(to, receive.from)];
+      const auto found = std::find_if(box.begin(), box.end(), [&](const local_message& m) { return m.tag == tag; });
+      if (found == box.end()) {
+        ++pending;
+        continue;
+      }
+      std::string problem =
+          consume(to, receive.from, tag, found, data_type::u8, receive.size, receive.bytes, receive.size);
+      if (!problem.empty() && mismatch.empty()) {
+        mismatch = std::move(problem);
+      }
+      receive.done = true;
+    }
+    return pending;
+  }
+
+  static std::string pending_senders(const std::vector<local_receive>& receives)
+  {
+    std::string text = "rank(s)";
+    for (const local_receive& receive : receives) {
+      if (!receive.done) {
+        text += ' ' + std::to_string(receive.from);
+      }
+    }
+    return text;
+  }
+
   std::size_t channel(int to, int from) const noexcept
   {
     return static_cast<std::size_t>(to) * static_cast<std::size_t>(size_) + static_cast<std::size_t>(from);
@@ -218,7 +326,7 @@ class local_state {
 
   const int size_;
   const transport_options options_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::uint64_t generation_ = 0;
   int arrived_ = 0;
@@ -227,7 +335,9 @@ class local_state {
   errc broken_code_ = errc::peer_failed;
   std::string broken_reason_;
   std::vector<local_slot> slots_;
-  std::vector<std::deque<local_message>> mailboxes_;
+  // Vectors, not deques: erasing keeps their capacity, so steady traffic
+  // allocates nothing.
+  std::vector<mailbox> mailboxes_;
   std::vector<std::vector<local_message>> spare_messages_;
 };
 

@@ -93,6 +93,7 @@ inline mpi_transport::mpi_transport(MPI_Comm comm, transport_options options) : 
     }
     layout_ = detail::mpi::block_layout(size_);
     control_ = std::make_unique<std::int64_t[]>(control_words);
+    exchanges_ = std::make_unique<detail::mpi::exchange_table>();
   } catch (...) {
     TERSE_MPI_TRY_NOTHROW(MPI_Comm_free(&collective_comm_));
     TERSE_MPI_TRY_NOTHROW(MPI_Comm_free(&p2p_comm_));
@@ -109,6 +110,7 @@ inline mpi_transport::~mpi_transport()
     contributions_.leak();
     drain_.leak();
     staging_.leak();
+    (void)exchanges_.release();
     return;
   }
   abandon_all();
@@ -124,6 +126,7 @@ inline mpi_transport::~mpi_transport()
     contributions_.leak();
     drain_.leak();
     staging_.leak();
+    (void)exchanges_.release();
   }
   if (!left.collective_pending) {
     // A communicator with an unfinished collective is left to MPI_Finalize.
@@ -177,7 +180,7 @@ inline void mpi_transport::agree(fingerprint call, const std::string& problem, s
   move_data([&] {
     TERSE_MPI_TRY(MPI_Iallreduce(out, in, fingerprint_words, MPI_INT64_T, MPI_MAX, collective_comm_, &request));
     requests_.add(request, detail::mpi::request_kind::collective, -1);
-    wait(requests_, deadline, "the call fingerprint");
+    await(requests_, deadline, "the call fingerprint");
   });
   if (!problem.empty()) {
     TERSE_FAIL(errc::invalid_argument, prefix() + problem);
@@ -214,7 +217,7 @@ void mpi_transport::move_data(Body&& body, bool mismatch_keeps_health)
   }
 }
 
-inline void mpi_transport::wait(detail::mpi::request_set& set, clock::time_point deadline, std::string_view what)
+inline void mpi_transport::await(detail::mpi::request_set& set, clock::time_point deadline, std::string_view what)
 {
   detail::mpi::poll_backoff backoff;
   while (!set.test_all()) {
@@ -238,6 +241,9 @@ inline void mpi_transport::abandon_all() noexcept
 {
   requests_.abandon_into(abandoned_);
   receive_.requests().abandon_into(abandoned_);
+  if (exchanges_) {
+    exchanges_->abandon_all(abandoned_);
+  }
 }
 
 // --- chunked posting ---------------------------------------------------------------
@@ -298,7 +304,7 @@ void mpi_transport::reduce_own_block(const T* in, T* own_out, reduce_op op, cloc
       post_send(in + layout_.offset(peer), layout_.length(peer), peer, scatter_reduce_tag);
     }
   }
-  wait(requests_, deadline, "reduce-scatter contributions");
+  await(requests_, deadline, "reduce-scatter contributions");
   const T* mine = in + layout_.offset(rank_);
   detail::reduce_rank_order<T>(
       op, size_, own, [&](int r) -> const T* { return r == rank_ ? mine : slot(r); }, 1, [&](int) { return own_out; });
@@ -318,7 +324,7 @@ void mpi_transport::gather_blocks(T* buffer, int tag, clock::time_point deadline
       post_send(buffer + layout_.offset(rank_), layout_.length(rank_), peer, tag);
     }
   }
-  wait(requests_, deadline, "gathered blocks");
+  await(requests_, deadline, "gathered blocks");
 }
 
 template <class T>
@@ -353,7 +359,7 @@ void mpi_transport::broadcast_host(T* buffer, std::size_t n, int root, clock::ti
   } else {
     post_recv(buffer + layout_.offset(rank_), layout_.length(rank_), root, broadcast_scatter_tag);
   }
-  wait(requests_, deadline, "the broadcast's scatter from the root");
+  await(requests_, deadline, "the broadcast's scatter from the root");
   if (rank_ != root) {
     for (int peer = 0; peer < size_; ++peer) {
       if (peer != rank_) {
@@ -366,7 +372,7 @@ void mpi_transport::broadcast_host(T* buffer, std::size_t n, int root, clock::ti
       post_send(buffer + layout_.offset(rank_), layout_.length(rank_), peer, broadcast_gather_tag);
     }
   }
-  wait(requests_, deadline, "the broadcast's blocks");
+  await(requests_, deadline, "the broadcast's blocks");
 }
 
 // One send and/or one receive (a null pointer with count 0 and peer -1 skips
@@ -758,7 +764,7 @@ inline void mpi_transport::barrier()
     MPI_Request request = MPI_REQUEST_NULL;
     TERSE_MPI_TRY(MPI_Ibarrier(collective_comm_, &request));
     requests_.add(request, detail::mpi::request_kind::collective, -1);
-    wait(requests_, deadline, "the barrier");
+    await(requests_, deadline, "the barrier");
   });
 }
 

@@ -69,6 +69,77 @@ inline void nccl_transport::barrier()
   synchronize();
 }
 
+inline exchange_id nccl_transport::start_exchange(host_span<const outgoing<memory_space::device>> sends,
+                                                  host_span<const incoming<memory_space::device>> recvs, int tag)
+{
+  ensure_healthy("start_exchange");
+  TERSE_EXPECTS(tag >= 0, "start_exchange: " + tag_problem(tag));
+  for (const auto& message : sends) {
+    check_peer("start_exchange", message.peer);
+  }
+  for (const auto& message : recvs) {
+    check_peer("start_exchange", message.peer);
+  }
+  detail::nccl::exchange_events::slot& slot = exchanges_.take();
+  submit("start_exchange", [&] {
+    detail::nccl::group_guard group;
+    for (const auto& message : sends) {
+      if (!message.bytes.empty()) {
+        TERSE_NCCL_TRY(ncclSend(message.bytes.data(), message.bytes.size(), ncclUint8, message.peer, comm_, stream_));
+      }
+    }
+    for (const auto& message : recvs) {
+      if (!message.bytes.empty()) {
+        TERSE_NCCL_TRY(ncclRecv(message.bytes.data(), message.bytes.size(), ncclUint8, message.peer, comm_, stream_));
+      }
+    }
+    group.end();
+  });
+  // Only now: a non-blocking group may still be enqueuing until submit saw
+  // the communicator ready, and the event must follow its kernels.
+  if (const cudaError_t status = cudaEventRecord(slot.event, stream_); status != cudaSuccess) {
+    (void)cudaGetLastError();
+    break_down(errc::cuda, detail::cuda_message("cudaEventRecord(exchange event)", status));
+  }
+  slot.deadline = detail::nccl::clock::now() + options_.timeout;
+  slot.id = exchanges_.next_id();
+  return exchange_id{slot.id};
+}
+
+inline bool nccl_transport::test(exchange_id id)
+{
+  detail::nccl::exchange_events::slot* slot = exchanges_.find(id);
+  TERSE_CHECK(slot != nullptr, errc::invalid_argument,
+              "nccl_transport: exchange " + std::to_string(id.value) +
+                  " is not in flight on this transport (unknown, or already spent)");
+  slot->id = 0;  // spent unless it is still running below
+  ensure_healthy("test");
+  const cudaError_t status = cudaEventQuery(slot->event);
+  if (status != cudaSuccess && status != cudaErrorNotReady) {
+    (void)cudaGetLastError();
+    break_down(errc::cuda, detail::cuda_message("cudaEventQuery(exchange event)", status));
+  }
+  check_async_error();
+  if (status == cudaSuccess) {
+    return true;
+  }
+  if (detail::nccl::clock::now() >= slot->deadline) {
+    break_down(errc::timeout, "exchange " + std::to_string(id.value) + " did not finish within " +
+                                  std::to_string(options_.timeout.count()) +
+                                  " ms; a peer may have died or stopped calling");
+  }
+  slot->id = id.value;
+  return false;
+}
+
+inline void nccl_transport::wait(exchange_id id)
+{
+  detail::nccl::backoff pause;
+  while (!test(id)) {
+    pause.pause();
+  }
+}
+
 inline nccl_transport::nccl_transport(ncclComm_t comm, cudaStream_t stream, transport_options options, bool owns)
     : comm_(comm), stream_(stream), options_(options)
 {

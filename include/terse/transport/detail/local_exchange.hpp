@@ -1,0 +1,143 @@
+#pragma once
+/// @file
+/// The grouped exchanges of one local rank (core/exchange.hpp). Sends are
+/// buffered copies into the receivers' mailboxes, so they complete at
+/// start; each exchange in flight keeps the list of its pending receives in
+/// a slot of a small table, recycled (vectors keep their capacity) so
+/// exchanges of a shape seen before allocate nothing.
+
+#include <terse/core/error.hpp>
+#include <terse/core/exchange.hpp>
+#include <terse/core/span.hpp>
+#include <terse/transport/detail/local_state.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace terse::detail {
+
+class local_exchanges {
+ public:
+  using clock = local_state::clock;
+
+  exchange_id start(local_state& state, int rank, host_span<const outgoing<>> sends, host_span<const incoming<>> recvs,
+                    int tag)
+  {
+    const int world = state.size();
+    TERSE_EXPECTS(tag >= 0, "exchange tags are non-negative (got " + std::to_string(tag) + ")");
+    for (const outgoing<>& message : sends) {
+      check_peer(message.peer, world);
+    }
+    for (const incoming<>& message : recvs) {
+      check_peer(message.peer, world);
+    }
+    state.check_healthy();
+    slot& taken = free_slot();
+    taken.tag = tag;
+    taken.deadline = clock::now() + state.options().timeout;
+    taken.mismatch.clear();
+    taken.receives.clear();
+    for (const incoming<>& message : recvs) {
+      taken.receives.push_back(local_receive{message.peer, message.bytes.data(), message.bytes.size(), false});
+    }
+    try {
+      for (const outgoing<>& message : sends) {
+        state.post(rank, message.peer, tag, data_type::u8, message.bytes.size(), message.bytes.data(),
+                   message.bytes.size());
+      }
+    } catch (...) {
+      taken.id = 0;  // a broken world: nothing of this exchange will complete
+      throw;
+    }
+    taken.id = ++last_id_;
+    return exchange_id{taken.id};
+  }
+
+  bool test(local_state& state, int rank, exchange_id id)
+  {
+    slot& found = find(id);
+    return finish(found, [&] {
+      if (state.take_arrived(rank, found.tag, found.receives, found.mismatch) == 0) {
+        return true;
+      }
+      if (clock::now() >= found.deadline) {
+        state.exchange_timed_out(rank, found.tag, found.receives);
+      }
+      state.check_healthy();
+      return false;
+    });
+  }
+
+  void wait(local_state& state, int rank, exchange_id id)
+  {
+    slot& found = find(id);
+    (void)finish(found, [&] {
+      state.wait_arrived(rank, found.tag, found.receives, found.mismatch, found.deadline);
+      return true;
+    });
+  }
+
+ private:
+  struct slot {
+    std::uint64_t id = 0;  ///< 0: free
+    int tag = 0;
+    clock::time_point deadline{};
+    std::vector<local_receive> receives;
+    std::string mismatch;
+  };
+
+  static void check_peer(int peer, int world)
+  {
+    TERSE_EXPECTS(peer >= 0 && peer < world,
+                  "exchange peer " + std::to_string(peer) + " is not a rank of a world of " + std::to_string(world));
+  }
+
+  slot& free_slot()
+  {
+    for (slot& s : slots_) {
+      if (s.id == 0) {
+        return s;
+      }
+    }
+    return slots_.emplace_back();
+  }
+
+  slot& find(exchange_id id)
+  {
+    for (slot& s : slots_) {
+      if (s.id != 0 && s.id == id.value) {
+        return s;
+      }
+    }
+    TERSE_FAIL(errc::invalid_argument,
+               "exchange " + std::to_string(id.value) + " is not in flight on this rank (unknown, or already spent)");
+  }
+
+  // Runs `progress`; the slot is spent once it completes or throws, and a
+  // completed exchange with a mismatched message throws errc::mismatch.
+  template <class Progress>
+  static bool finish(slot& s, Progress&& progress)
+  {
+    try {
+      if (!progress()) {
+        return false;
+      }
+    } catch (...) {
+      s.id = 0;
+      throw;
+    }
+    s.id = 0;
+    if (!s.mismatch.empty()) {
+      TERSE_FAIL(errc::mismatch, std::move(s.mismatch));
+    }
+    return true;
+  }
+
+  std::vector<slot> slots_;
+  std::uint64_t last_id_ = 0;
+};
+
+}  // namespace terse::detail

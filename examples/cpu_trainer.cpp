@@ -1,7 +1,8 @@
-// The trainer pattern on the CPU: terse is called after the backward pass
-// (gradients) and after the optimizer step (parameters); the schedule
-// decides what each call does. Here: 4 ranks fit y = 3x - 1 by SGD, each
-// on its own data, with top-1% sparsified gradients and error feedback.
+// The trainer pattern on the CPU: each bucket's exchange starts as soon as
+// its gradients exist and the trainer waits for all before the optimizer
+// step; after the step terse sees the parameters (the schedule decides what
+// that does). Here: 4 ranks fit y = 3x - 1 by SGD, each on its own data,
+// with top-1% sparsified gradients and error feedback, in two buckets.
 #include <terse/terse.hpp>
 
 #include <cmath>
@@ -29,17 +30,19 @@ void backward(const std::vector<float>& params, int rank, int step, std::vector<
 int main()
 {
   const std::vector<std::size_t> tensor_sizes{weights - 1, 1};
-  const terse::layout shape(tensor_sizes, /*bucket_elements=*/1 << 20);
+  const terse::layout shape(tensor_sizes, /*bucket_elements=*/512);
   std::vector<float> final_params(2);
   terse::run_local(4, [&](terse::local_transport& transport) {
     // readme:begin cpu-trainer
-    terse::allreduce<terse::compress::topk, terse::feedback::residual> sync(transport, shape, {},
-                                                                            terse::compress::topk{.density = 0.01f});
+    terse::allreduce sync(transport, shape, terse::compress::topk{.density = 0.01f}, terse::feedback::residual{});
     std::vector<float> params(shape.total(), 0.0f), grads(shape.total());
     for (int step = 0; step < 300; ++step) {
-      backward(params, transport.rank(), step, grads);    // the trainer's own code
-      sync.on_gradients(terse::host_span<float>(grads));  // averaged in place (compressed)
-      for (std::size_t i = 0; i < params.size(); ++i) {   // the trainer's optimizer
+      backward(params, transport.rank(), step, grads);  // the trainer's own code
+      for (const terse::bucket& b : shape.buckets()) {  // as each bucket's gradients are ready
+        sync.start(b.id, terse::host_span<float>(grads).subspan(b.offset, b.count));
+      }
+      sync.wait_all();                                   // all averaged in place (compressed)
+      for (std::size_t i = 0; i < params.size(); ++i) {  // the trainer's optimizer
         params[i] -= 0.1f * grads[i];
       }
       sync.on_parameters(terse::host_span<float>(params));  // local SGD, FDA... would sync here

@@ -33,7 +33,7 @@ int main()
   TERSE_CUDA_TRY(cudaMemsetAsync(params.data(), 0, shape.total() * sizeof(float), stream.get()));
   TERSE_CUDA_TRY(cudaMemsetAsync(grads.data(), 0, shape.total() * sizeof(float), stream.get()));
   // readme:begin cuda-trainer
-  terse::allreduce<terse::compress::cast_bf16, terse::feedback::none, terse::nccl_transport> sync(nccl, shape);
+  terse::allreduce sync(nccl, shape, terse::compress::cast_bf16{});
   for (int step = 0; step < 10; ++step) {
     // ... the trainer's forward and backward kernels write grads on `stream` ...
     sync.on_gradients(grads.span(shape.total()), stream.get());  // bf16 on the wire

@@ -12,6 +12,8 @@
 #include <terse/compress/powersgd.hpp>
 #endif
 
+#include <sstream>
+
 #include "mpi_test_support.hpp"
 
 namespace {
@@ -110,4 +112,54 @@ TEST_CASE("compressed allreduce over MPI: non-finite input on one rank raises on
   }
   CHECK(code == terse::errc::non_finite);
   CHECK(mpi.healthy());
+}
+
+TEST_CASE("compressed allreduce over MPI: a failed step is a transaction on every rank")
+{
+  // uniform<2> with residual feedback, NaN in the last bucket on rank 1:
+  // every rank raises, and the state and the buffer are exactly as before.
+  terse::mpi_transport mpi(MPI_COMM_WORLD, mpi_test::patient());
+  terse::allreduce sync(mpi, test_layout(), terse::compress::uniform<2>{}, terse::feedback::residual{});
+  auto g = gradient(mpi.rank(), 0);
+  sync.average(terse::host_span<float>(g));  // a residual to keep
+  std::ostringstream before;
+  sync.save(before);
+  auto bad = gradient(mpi.rank(), 1);
+  if (mpi.rank() == 1) {
+    bad[test_layout().total() - 10] = std::numeric_limits<float>::quiet_NaN();
+  }
+  const std::vector<float> passed = bad;
+  terse::errc code = terse::errc::internal;
+  try {
+    sync.average(terse::host_span<float>(bad));
+  } catch (const terse::error& e) {
+    code = e.code();
+  }
+  CHECK(code == terse::errc::non_finite);
+  std::ostringstream after;
+  sync.save(after);
+  CHECK(after.str() == before.str());
+  CHECK(std::memcmp(bad.data(), passed.data(), bad.size() * sizeof(float)) == 0);
+  CHECK(mpi.healthy());
+}
+
+TEST_CASE("compressed allreduce over MPI: buckets started in rank-dependent orders equal the synchronous result")
+{
+  terse::mpi_transport mpi(MPI_COMM_WORLD, mpi_test::patient());
+  const terse::layout& shape = test_layout();
+  terse::allreduce in_order(mpi, shape, terse::compress::uniform<4>{}, terse::feedback::residual{});
+  terse::allreduce shuffled(mpi, shape, terse::compress::uniform<4>{}, terse::feedback::residual{});
+  const std::size_t buckets = shape.buckets().size();
+  REQUIRE(buckets >= 2);
+  for (int step = 0; step < 3; ++step) {
+    auto a = gradient(mpi.rank(), step);
+    auto b = a;
+    in_order.average(terse::host_span<float>(a));
+    for (std::size_t i = 0; i < buckets; ++i) {
+      const terse::bucket& bucket = shape.buckets()[(i + static_cast<std::size_t>(mpi.rank())) % buckets];
+      shuffled.start(bucket.id, terse::host_span<float>(b).subspan(bucket.offset, bucket.count));
+    }
+    shuffled.wait_all();
+    CHECK(a == b);
+  }
 }

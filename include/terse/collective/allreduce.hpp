@@ -1,21 +1,26 @@
 #pragma once
 /// @file
 /// `terse::allreduce<Compressor, Feedback, Transport, Schedule>`: averages a
-/// flat, bucketed gradient buffer across ranks. The trainer calls it at two
-/// points: `on_gradients` after the backward pass and `on_parameters` after
-/// the optimizer step; the schedule decides what each call does.
+/// flat, bucketed buffer across ranks. A trainer either starts each bucket
+/// as soon as its gradients exist and waits for all before the optimizer
+/// step (communication overlaps the backward pass), or calls the one-liners
+/// `on_gradients` after the backward pass and `on_parameters` after the
+/// optimizer step, where the schedule decides what each call does.
 ///
 /// @code
-/// terse::allreduce sync(transport, terse::layout(tensor_sizes, 1 << 20));
-/// // training loop, on every rank:
-/// backward(grads);
-/// sync.on_gradients(terse::host_span<float>(grads));  // averaged in place
-/// optimizer_step(params, grads);
-/// sync.on_parameters(terse::host_span<float>(params));
+/// terse::allreduce sync(transport, shape, terse::compress::topk{.density = 0.01f}, terse::feedback::residual{});
+/// // overlapped, on every rank:
+/// for (bucket b in the order backward produces them) {
+///   backward_into(grads, b);
+///   sync.start(b.id, grads_of(b));   // posted now; progresses on every call into sync
+/// }
+/// sync.wait_all();                   // every bucket averaged, or the same error on every rank
+/// // or synchronous:
+/// sync.on_gradients(terse::host_span<float>(grads));
 /// @endcode
 
-#include <terse/collective/detail/exchange.hpp>
-#include <terse/collective/detail/framing.hpp>
+#include <terse/collective/detail/allreduce_engine.hpp>
+#include <terse/collective/detail/policy_arguments.hpp>
 #include <terse/collective/layout.hpp>
 #include <terse/compress/identity.hpp>
 #include <terse/core/concepts.hpp>
@@ -24,16 +29,15 @@
 #include <terse/core/stream.hpp>
 #include <terse/feedback/none.hpp>
 #include <terse/schedule/every_step.hpp>
-#include <terse/transport/detail/partition.hpp>
 #include <terse/transport/local.hpp>
 
 #include <cstdint>
 #include <istream>
 #include <memory>
 #include <ostream>
+#include <string>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 namespace terse {
 
@@ -51,43 +55,22 @@ struct allreduce_config {
     return os << "{seed=" << c.seed << ", check_finite=" << c.check_finite << '}';
   }
 };
+/// The same aggregate under the name the other collectives use.
+using allreduce_options = allreduce_config;
 
 namespace detail {
-/// A feedback rule whose residual a fused codec can write directly.
-template <class F>
-concept stages_residual = requires(F& f, bucket_id id, std::size_t n)
-{
-  {
-    f.error(id, n)
-    } -> std::convertible_to<host_span<const float>>;
-  {
-    f.staging(id, n)
-    } -> std::convertible_to<host_span<float>>;
-  f.commit_staged(id);
-};
-
-template <class F>
-concept flushes = requires(const F& f, std::uint64_t step)
-{
-  {
-    f.flush_due(step)
-    } -> std::convertible_to<bool>;
-};
-
-template <class P>
-concept saves_state = requires(const P& p, state_writer& out)
-{
-  p.save(out);
-};
-
 /// What the device path keeps between steps (scratch, device-resident
-/// feedback and codec state). Host code sees only this interface, so a
-/// collective whose state lives on the device can still be saved and
-/// restored from any translation unit.
+/// feedback and codec state), type-erased so the class is the same in host
+/// and nvcc translation units and a checkpoint restores into either.
 struct device_state_base {
+  device_state_base() = default;
+  device_state_base(const device_state_base&) = delete;
+  device_state_base& operator=(const device_state_base&) = delete;
   virtual ~device_state_base() = default;
-  virtual void save_policies(state_writer& out) const = 0;
-  virtual void load_policies(state_reader& in) = 0;
+  /// Saves the feedback state (and the codec's, returning true, where it
+  /// lives on the device); load_policies mirrors it.
+  virtual bool save_policies(state_writer& out) const = 0;
+  virtual bool load_policies(state_reader& in) = 0;
 };
 
 /// The compressed path for device buffers: defined by
@@ -105,28 +88,25 @@ concept has_device_path = requires
 
 /// Averages a flat, bucketed buffer across ranks, compressing it with
 /// `Compressor`, remembering what compression loses with `Feedback`, when
-/// `Schedule` says so. The algorithm follows the codec's aggregation trait:
+/// `Schedule` says so. The algorithm follows the codec's aggregation trait
+/// (docs/collectives.md): dense and summable payloads are reduce-scattered
+/// and allgathered; requantizable ones go to shard owners who average and
+/// re-encode them; gather-only ones go to every rank; PowerSGD runs its own
+/// two allreduces. Tensors smaller than the layout's `dense_below` go
+/// uncompressed.
 ///
-/// - identity: one plain allreduce per bucket (dense);
-/// - summable (casts, random-k, PowerSGD factors): one allreduce of the
-///   encoded values (PowerSGD runs its own two);
-/// - requantizable (b-bit, QSGD, sign, TernGrad): every rank encodes W
-///   shards and sends shard s to rank s (all-to-all), the owner decodes the
-///   W contributions in rank order, averages and re-encodes them, and an
-///   allgather hands every rank the same W payloads to decode, so replicas
-///   stay bit-identical;
-/// - gather-only (top-k, threshold, DGC): allgather every rank's payload and
-///   decode them all in rank order.
+/// A step is a transaction: non-finite input or a malformed payload on any
+/// rank, in any bucket, makes every rank raise the same terse::error, and
+/// then no feedback or codec state has changed and the caller's buffers
+/// hold exactly what was passed in.
 ///
-/// Tensors smaller than the layout's `dense_below` go uncompressed. Non-finite
-/// input on any rank, or a payload that fails validation, raises the same
-/// terse::error on every rank after the exchange, and no feedback state
-/// changes (the gradient buffer's contents are then unspecified).
+/// Move-only: it owns per-bucket scratch and, after device use, device
+/// state. Do not move it while a step is in flight.
 ///
 /// @tparam Compressor a concepts::compressor (compress::identity: dense)
 /// @tparam Feedback   a concepts::feedback rule (feedback::none: no state)
-/// @tparam Transport  a concepts::collective_transport in the buffers' memory
-///                    space; requantizable codecs also need sendrecv
+/// @tparam Transport  a transport with collective verbs and grouped
+///                    exchanges in the buffers' memory space
 /// @tparam Schedule   a concepts::schedule (schedule::every_step: synchronous SGD)
 template <class Compressor = compress::identity, class Feedback = feedback::none, class Transport = local_transport,
           class Schedule = schedule::every_step>
@@ -134,10 +114,11 @@ class allreduce {
   static_assert(concepts::check_compressor<Compressor>());
   static_assert(concepts::check_feedback<Feedback>());
   static_assert(concepts::check_schedule<Schedule>());
+  using engine_type = detail::allreduce_engine<Compressor, Feedback, Transport>;
 
  public:
   /// @param transport the communicator, owned by the caller, outliving this object
-  /// @param shape     the tensors and buckets of the flat buffers passed later
+  /// @param shape     the tensors and buckets of the buffers passed later
   allreduce(Transport& transport, layout shape, allreduce_config config = {}, Compressor compressor = {},
             Feedback feedback = {}, Schedule schedule = {})
       : transport_(&transport),
@@ -145,12 +126,32 @@ class allreduce {
         config_(config),
         compressor_(std::move(compressor)),
         feedback_(std::move(feedback)),
-        schedule_(std::move(schedule))
+        schedule_(std::move(schedule)),
+        engine_(shape_)
   {
     if constexpr (requires { compressor_.density; }) {
       target_density_ = static_cast<double>(compressor_.density);
     }
   }
+
+  /// The policies and options in any order, each at most once; the rest
+  /// take their defaults: `allreduce sync(t, shape, compress::topk{...},
+  /// feedback::residual{}, allreduce_options{.seed = 7})`.
+  template <class... Policies>
+  requires(sizeof...(Policies) > 0 && detail::policy_arguments<allreduce_config, Policies...>)
+      allreduce(Transport& transport, layout shape, Policies&&... policies)
+      : allreduce(transport, std::move(shape), detail::pick_policy<allreduce_config>(policies...),
+                  detail::pick_policy<Compressor>(std::forward<Policies>(policies)...),
+                  detail::pick_policy<Feedback>(std::forward<Policies>(policies)...),
+                  detail::pick_policy<Schedule>(std::forward<Policies>(policies)...))
+  {
+  }
+
+  allreduce(allreduce&&) noexcept = default;
+  allreduce& operator=(allreduce&&) noexcept = default;
+  allreduce(const allreduce&) = delete;
+  allreduce& operator=(const allreduce&) = delete;
+  ~allreduce() = default;
 
   /// After the backward pass: averages `gradients` in place across ranks
   /// when the schedule asks for it. Returns what was done. Device buffers
@@ -190,6 +191,37 @@ class allreduce {
     }
   }
 
+  /// Starts averaging bucket `id` (its elements: `values`, which must stay
+  /// untouched until wait_all returns). Buckets may be started in any order;
+  /// ranks match them by id. Also makes progress on buckets in flight.
+  void start(bucket_id id, host_span<float> values)
+  {
+    check_transport<memory_space::host>();
+    if (!engine_.in_step()) {
+      adjust_density();
+    }
+    engine_.start(policies(), shape_, id, values);
+  }
+
+  /// Makes progress on the buckets in flight without blocking (call it from
+  /// the backward pass when it runs long between buckets).
+  void poll()
+  {
+    if (engine_.in_step()) {
+      engine_.poll(policies());
+    }
+  }
+
+  /// Completes the step: every started bucket is averaged in place. Raises
+  /// errc::mismatch on every rank when any rank left a bucket unstarted, and
+  /// the step's error (non-finite, malformed, timeout, peer failure) on
+  /// every rank otherwise; then nothing changed (a transaction).
+  void wait_all()
+  {
+    engine_.finish(policies(), shape_);
+    ++exchanges_;
+  }
+
   /// A small uncompressed allreduce for a schedule's monitoring state
   /// (metered and modelled like any verb of the transport).
   void monitor(host_span<double> values, reduce_op op) { transport_->allreduce(values, op); }
@@ -197,28 +229,23 @@ class allreduce {
   int rank() const { return transport_->rank(); }
   int size() const { return transport_->size(); }
 
-  /// Averages `values` across ranks now, bucket by bucket; one exchange
-  /// step (it advances the step that keys draws and feedback). Device
-  /// buffers are averaged on `stream` (or the transport's own).
+  /// Averages `values` (the whole layout) now: every bucket started, then
+  /// waited for. One exchange step. Device buffers are averaged on
+  /// `stream` (or the transport's own).
   template <memory_space S>
   void average(span<float, S> values, stream_ref stream = {})
   {
-    static_assert(concepts::check_collective_transport<Transport, S>());
     TERSE_EXPECTS(values.size() == shape_.total(), "the buffer has " + std::to_string(values.size()) +
                                                        " elements but the layout " + std::to_string(shape_.total()));
-    if constexpr (std::is_same_v<Compressor, compress::identity>) {
+    if constexpr (S == memory_space::host) {
       (void)stream;
-      average_dense(values);
-    } else if constexpr (S == memory_space::host) {
-      (void)stream;
-      average_compressed(values);
+      for (const bucket& b : shape_.buckets()) {
+        start(b.id, values.subspan(b.offset, b.count));
+      }
+      wait_all();
     } else {
-      static_assert(detail::has_device_path<allreduce>,
-                    "terse::allreduce: compressed averaging of device buffers runs the CUDA codecs: include "
-                    "<terse/cuda/allreduce.cuh> in a translation unit compiled by nvcc");
-      detail::device_path<allreduce>::average(*this, values, stream);
+      average_on_device(values, stream);
     }
-    ++exchanges_;
   }
 
   /// Saves every piece of state (feedback, codec, schedule, counters) with
@@ -242,22 +269,49 @@ class allreduce {
   friend struct detail::device_path;
 
   template <memory_space S>
-  void average_dense(span<float, S> values);
-  void average_compressed(host_span<float> values);
-  void dense_segments(host_span<float> values, const bucket& b);
-  void compressed_segment(host_span<float> values, const segment& seg);
-  void flush_segment(host_span<float> values, const segment& seg);
-  void summable_path(host_span<float> values, bucket_id id, host_span<const float> comp, const codec_context& ctx);
-  void requantizable_path(host_span<float> values, bucket_id id, host_span<const float> comp, bool fused,
-                          const codec_context& ctx);
-  void gather_path(host_span<float> values, bucket_id id, host_span<const float> comp, bool fused,
-                   const codec_context& ctx);
-  std::size_t encode_into(host_span<float> values, bucket_id id, host_span<const float> comp, bool fused,
-                          const codec_context& ctx, std::size_t offset, std::size_t count, host_span<std::byte> out,
-                          detail::frame_status& status);
-  void commit(bucket_id id, host_span<const float> comp, bool fused, host_span<const float> own_decoded);
-  codec_context context(bucket_id id) const noexcept;
-  static void check_finite_or_raise(host_span<const float> values);
+  static constexpr void check_transport()
+  {
+    static_assert(concepts::check_collective_transport<Transport, S>());
+    static_assert(concepts::check_exchanging_transport<Transport, S>());
+  }
+
+  typename engine_type::policies policies() noexcept
+  {
+    return {compressor_, feedback_, *transport_, config_.seed, exchanges_, config_.check_finite};
+  }
+
+  // DGC's density warm-up: the codec's density for this step.
+  void adjust_density()
+  {
+    if constexpr (
+        requires { compressor_.density; } && requires { feedback_.adjusted_density(std::uint64_t{}, double{}); }) {
+      compressor_.density =
+          static_cast<decltype(compressor_.density)>(feedback_.adjusted_density(exchanges_, target_density_));
+    }
+  }
+
+  template <memory_space S>
+  void average_on_device(span<float, S> values, stream_ref stream)
+  {
+    static_assert(concepts::check_collective_transport<Transport, S>());
+    static_assert(detail::has_device_path<allreduce>,
+                  "terse::allreduce: averaging device buffers runs the CUDA path: include "
+                  "<terse/cuda/allreduce.cuh> in a translation unit compiled by nvcc");
+    detail::device_path<allreduce>::average(*this, values, stream);
+    ++exchanges_;
+  }
+
+  /// The codec context of segment `id` this step (the device path's).
+  codec_context context(bucket_id id) const noexcept
+  {
+    codec_context ctx;
+    ctx.seed = config_.seed;
+    ctx.step = exchanges_;
+    ctx.bucket = id;
+    ctx.rank = transport_->rank();
+    ctx.world = transport_->size();
+    return ctx;
+  }
 
   Transport* transport_;
   layout shape_;
@@ -269,22 +323,18 @@ class allreduce {
   std::uint64_t parameter_calls_ = 0;
   std::uint64_t exchanges_ = 0;
   double target_density_ = 0.0;
-
-  // Scratch, grown on first use and reused (hot paths do not allocate).
-  std::vector<std::byte> send_;
-  std::vector<std::byte> recv_;
-  std::vector<std::byte> gathered_;
-  std::vector<std::byte> owner_frame_;
-  std::vector<float> dense_;
-  std::vector<float> owner_sum_;
-  std::vector<float> own_decoded_;
-  std::vector<std::size_t> counts_;
-  std::vector<std::uint64_t> sizes_;
-  /// Device scratch and feedback state, made by the CUDA path on first use
-  /// (type-erased so the class is the same in host and nvcc translation units).
-  std::shared_ptr<detail::device_state_base> device_state_;
+  engine_type engine_;
+  /// Device scratch and feedback state, made by the CUDA path on first use.
+  std::unique_ptr<detail::device_state_base> device_state_;
 };
+
+/// `allreduce sync(transport, shape, policies...)` deduces the transport
+/// and every policy given; the rest take their defaults.
+template <class Transport, class... Policies>
+requires detail::policy_arguments<allreduce_config, Policies...> allreduce(Transport&, layout, Policies&&...)
+->allreduce<detail::compressor_of<allreduce_config, Policies...>, detail::feedback_of<allreduce_config, Policies...>,
+            Transport, detail::schedule_of<allreduce_config, Policies...>>;
 
 }  // namespace terse
 
-#include <terse/collective/detail/allreduce.inl>
+#include <terse/collective/detail/allreduce_state.inl>

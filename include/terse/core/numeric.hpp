@@ -7,6 +7,7 @@
 
 #include <terse/core/config.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -102,6 +103,22 @@ TERSE_HOST_DEVICE TERSE_FORCEINLINE std::uint16_t float_to_bf16_bits(float value
 TERSE_HOST_DEVICE TERSE_FORCEINLINE float bf16_bits_to_float(std::uint16_t bits) noexcept
 {
   return bits_float(static_cast<std::uint32_t>(bits) << 16);
+}
+
+/// True when none of the n floats stored at `data` (any alignment) is NaN
+/// or +-Inf. Integer-only (the exponent field all ones carries into bit 31
+/// after adding one to it), so it vectorises on any SIMD level and no
+/// fast-math flag breaks it.
+inline bool all_finite(const void* data, std::size_t n) noexcept
+{
+  const auto* at = static_cast<const unsigned char*>(data);
+  std::uint32_t bad = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, at + 4 * i, sizeof bits);
+    bad |= (bits & 0x7fffffffu) + 0x00800000u;
+  }
+  return (bad & 0x80000000u) == 0;
 }
 
 }  // namespace detail

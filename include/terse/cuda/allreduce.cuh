@@ -97,45 +97,41 @@ struct device_path<allreduce<C, F, T, S>> {
 #if defined(TERSE_WITH_BLAS)
     std::unique_ptr<cuda::powersgd_state> powersgd;
 #endif
-    C* codec = nullptr;
 
-    void save_policies(state_writer& out) const override
+    // The codec's own state stays in the host object (the collective saves
+    // it); only PowerSGD keeps its warm-start Q here.
+    bool save_policies(state_writer& out) const override
     {
       if constexpr (saves_state<F>) {
         feedback.save(out);
       }
-      if constexpr (saves_state<C>) {
 #if defined(TERSE_WITH_BLAS)
-        if constexpr (self_reducing) {
-          powersgd->save(out);
-          return;
-        }
-#endif
-        codec->save(out);
+      if constexpr (self_reducing && saves_state<C>) {
+        powersgd->save(out);
+        return true;
       }
+#endif
+      return false;
     }
-    void load_policies(state_reader& in) override
+    bool load_policies(state_reader& in) override
     {
       if constexpr (saves_state<F>) {
         feedback.load(in);
       }
-      if constexpr (saves_state<C>) {
 #if defined(TERSE_WITH_BLAS)
-        if constexpr (self_reducing) {
-          powersgd->load(in);
-          return;
-        }
-#endif
-        codec->load(in);
+      if constexpr (self_reducing && saves_state<C>) {
+        powersgd->load(in);
+        return true;
       }
+#endif
+      return false;
     }
   };
 
   static state& state_of(allreduce_type& a)
   {
     if (!a.device_state_) {
-      auto fresh = std::make_shared<state>();
-      fresh->codec = &a.compressor_;
+      auto fresh = std::make_unique<state>();
 #if defined(TERSE_WITH_BLAS)
       if constexpr (self_reducing) {
         fresh->powersgd = std::make_unique<cuda::powersgd_state>(a.compressor_);
@@ -150,7 +146,7 @@ struct device_path<allreduce<C, F, T, S>> {
         state_reader r(blob);
         fresh->feedback.load(r);
       }
-      a.device_state_ = fresh;
+      a.device_state_ = std::move(fresh);
     }
     return *static_cast<state*>(a.device_state_.get());
   }

@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <ostream>
+#include <span>
 
 namespace terse::feedback {
 
@@ -55,15 +56,18 @@ class dgc_momentum {
 
   const dgc_config& config() const noexcept { return config_; }
 
-  /// Called by the collective once per step with the whole flat gradient:
-  /// computes the clipping factor from its global norm.
-  void begin_step(host_span<const float> gradient, int world)
+  /// Called by the collective once per step with every bucket of the
+  /// gradient, before any is compensated: computes the clipping factor from
+  /// the global norm.
+  void begin_step(std::span<const host_span<const float>> buckets, int world)
   {
     clip_ = 1.0f;
     if (config_.max_norm > 0.0f) {
       double sum = 0;
-      for (float v : gradient) {
-        sum += static_cast<double>(v) * v;
+      for (const host_span<const float> bucket : buckets) {
+        for (float v : bucket) {
+          sum += static_cast<double>(v) * v;
+        }
       }
       const double limit = config_.max_norm / std::sqrt(static_cast<double>(world));
       const double norm = std::sqrt(sum);
@@ -71,6 +75,11 @@ class dgc_momentum {
         clip_ = static_cast<float>(limit / norm);
       }
     }
+  }
+  /// The same, for a gradient in one flat buffer.
+  void begin_step(host_span<const float> gradient, int world)
+  {
+    begin_step(std::span<const host_span<const float>>(&gradient, 1), world);
   }
 
   /// The density to use at `step` for a codec whose target is `target`.

@@ -13,6 +13,7 @@
 #include <terse/feedback/residual.hpp>
 
 #include <cstdint>
+#include <span>
 #include <utility>
 
 namespace terse::feedback {
@@ -41,6 +42,13 @@ class periodic_flush {
   }
 
   /// Forwarded so a flushed DGC keeps its clipping and warm-up.
+  void begin_step(std::span<const host_span<const float>> buckets, int world) requires requires(Inner& i)
+  {
+    i.begin_step(buckets, world);
+  }
+  {
+    inner_.begin_step(buckets, world);
+  }
   void begin_step(host_span<const float> gradient, int world) requires requires(Inner& i)
   {
     i.begin_step(gradient, world);

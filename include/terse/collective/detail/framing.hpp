@@ -25,6 +25,9 @@ enum class frame_status : std::uint8_t {
 
 inline constexpr std::size_t frame_header_bytes = 9;
 
+/// The tag the device path's point-to-point traffic uses.
+inline constexpr int collective_tag = 0x7e55;
+
 /// Writes the frame header for a payload of `length` bytes at `frame`.
 inline void write_frame(std::byte* frame, frame_status status, std::uint64_t length) noexcept
 {

@@ -9,6 +9,7 @@
 #include <terse/compress/wire.hpp>
 #include <terse/core/config.hpp>
 #include <terse/core/error.hpp>
+#include <terse/core/numeric.hpp>
 #include <terse/core/span.hpp>
 
 #include <cstddef>
@@ -31,22 +32,6 @@ inline std::uint32_t load_u32(const std::byte* at) noexcept
 TERSE_HOST_DEVICE constexpr bool valid_scale_bits(std::uint32_t bits) noexcept
 {
   return bits < 0x7f800000u;
-}
-
-/// True when none of the n floats stored at `data` (any alignment) is NaN
-/// or +-Inf. Integer-only (the exponent field all ones carries into bit 31
-/// after adding one to it), so it vectorises on any SIMD level and no
-/// fast-math flag breaks it.
-inline bool all_finite(const void* data, std::size_t n) noexcept
-{
-  const auto* at = static_cast<const std::byte*>(data);
-  std::uint32_t bad = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    std::uint32_t bits;
-    std::memcpy(&bits, at + 4 * i, sizeof bits);
-    bad |= (bits & 0x7fffffffu) + 0x00800000u;
-  }
-  return (bad & 0x80000000u) == 0;
 }
 
 /// Checks `count` scales stored at `at`; malformed_payload otherwise.

@@ -1,0 +1,181 @@
+#pragma once
+/// @file
+/// The allreduce's algorithm, written once: a step is a set of units (one
+/// per compressed segment, one per bucket's dense tensors), each a short
+/// sequence of local work and grouped exchanges:
+///
+/// | path | phase 0 exchange | local work | phase 1 exchange |
+/// |---|---|---|---|
+/// | dense, summable | block d to rank d (reduce-scatter) | fold the W contributions in rank order | own block to all
+/// (allgather) | | requantizable | shard d's payload to rank d | owner decodes W payloads, averages, re-encodes |
+/// owner's payload to all | | gather-only | payload sizes to all | | payload to all | | self-reducing (PowerSGD) | its
+/// own allreduces when the step completes, in unit order | | |
+///
+/// A unit starts when its bucket does; its later phases are posted whenever
+/// the trainer calls into the collective (start, poll, wait_all), so no
+/// progress thread is needed. Nothing the caller or the policies can see
+/// changes until every unit of the step has finished on every rank without
+/// error: results stay in the units, feedback is only staged, and a codec's
+/// state is snapshotted and put back on failure (the step is a transaction).
+
+#include <terse/collective/detail/framing.hpp>
+#include <terse/collective/detail/state_snapshot.hpp>
+#include <terse/collective/detail/step_unit.hpp>
+#include <terse/collective/layout.hpp>
+#include <terse/compress/identity.hpp>
+#include <terse/core/concepts.hpp>
+#include <terse/core/error.hpp>
+#include <terse/core/exchange.hpp>
+#include <terse/transport/detail/partition.hpp>
+#include <terse/transport/detail/reduce.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace terse::detail {
+
+/// A feedback rule whose residual a fused codec can write directly.
+template <class F>
+concept stages_residual = requires(F& f, bucket_id id, std::size_t n)
+{
+  {
+    f.error(id, n)
+    } -> std::convertible_to<host_span<const float>>;
+  {
+    f.staging(id, n)
+    } -> std::convertible_to<host_span<float>>;
+  f.commit_staged(id);
+};
+
+template <class F>
+concept flushes = requires(const F& f, std::uint64_t step)
+{
+  {
+    f.flush_due(step)
+    } -> std::convertible_to<bool>;
+};
+
+/// A feedback rule that looks at the whole gradient before compensating any
+/// part of it (DGC's clipping by the global norm).
+template <class F>
+concept sees_whole_gradient = requires(F& f, std::span<const host_span<const float>> parts, int world)
+{
+  f.begin_step(parts, world);
+};
+
+template <class P>
+concept saves_state = requires(const P& p, state_writer& out)
+{
+  p.save(out);
+};
+
+template <class P>
+concept loads_state = requires(P& p, state_reader& in)
+{
+  p.load(in);
+};
+
+/// What one step works with. Passed to every call rather than stored, so a
+/// collective that moves leaves nothing pointing at its old self.
+template <class C, class F, class T>
+struct step_policies {
+  C& codec;
+  F& feedback;
+  T& transport;
+  std::uint64_t seed;
+  std::uint64_t step;
+  bool check_finite;
+};
+
+template <class C, class F, class T>
+class allreduce_engine {
+ public:
+  using policies = step_policies<C, F, T>;
+  static constexpr bool compresses = !std::is_same_v<C, compress::identity>;
+  static constexpr bool self_reducing = concepts::self_reducing_compressor<C, T>;
+  static constexpr bool fusable = concepts::residual_fusing_compressor<C> && stages_residual<F> &&
+                                  C::aggregation_kind != aggregation::summable && !self_reducing;
+  static constexpr bool whole_gradient = sees_whole_gradient<F>;
+
+  explicit allreduce_engine(const layout& shape)
+      : units_(plan_units(shape, compresses)),
+        started_(shape.buckets().size(), 0),
+        values_(shape.buckets().size()),
+        parts_(shape.buckets().size())
+  {
+  }
+
+  allreduce_engine(allreduce_engine&&) noexcept = default;
+  allreduce_engine& operator=(allreduce_engine&&) noexcept = default;
+  allreduce_engine(const allreduce_engine&) = delete;
+  allreduce_engine& operator=(const allreduce_engine&) = delete;
+  ~allreduce_engine() = default;
+
+  bool in_step() const noexcept { return in_step_; }
+  bool started(std::size_t bucket) const noexcept { return started_[bucket] != 0; }
+
+  /// Starts bucket `bucket` (its values: `values`), then makes progress.
+  void start(policies p, const layout& shape, std::size_t bucket, host_span<float> values);
+  /// Makes progress on every unit in flight without blocking.
+  void poll(policies p);
+  /// Completes the step: on success every result is in the caller's buffers
+  /// and the feedback is committed; otherwise nothing changed and the
+  /// step's error (the same on every rank) is raised.
+  void finish(policies p, const layout& shape);
+
+ private:
+  void begin_step(policies& p);
+  void launch(policies& p, const layout& shape, step_unit& u);
+  void launch_compressed(policies& p, const layout& shape, step_unit& u);
+  void advance(policies& p, step_unit& u);
+  void drive(policies& p, step_unit& u, bool block);
+  void run_self_reducing(policies& p, const layout& shape, step_unit& u);
+  void poison(policies& p, step_unit& u);
+  void commit(policies& p, const layout& shape);
+  void end_step() noexcept;
+
+  void post(policies& p, step_unit& u, int phase);
+  template <class E>
+  void reduce_scatter(policies& p, step_unit& u, host_span<const E> elements);
+  template <class E>
+  void fold_and_allgather(policies& p, step_unit& u, host_span<const E> elements, E* out);
+  void finish_dense(policies& p, step_unit& u);
+  void finish_summable(policies& p, step_unit& u);
+  void requantize_begin(policies& p, step_unit& u);
+  void requantize_owner(policies& p, step_unit& u);
+  void requantize_end(policies& p, step_unit& u);
+  void gather_begin(policies& p, step_unit& u);
+  void gather_payloads(policies& p, step_unit& u);
+  void gather_end(policies& p, step_unit& u);
+  std::size_t encode_into(policies& p, step_unit& u, const codec_context& ctx, std::size_t offset, std::size_t count,
+                          host_span<std::byte> out, frame_status& status);
+  void decode_own(policies& p, step_unit& u, const codec_context& ctx, host_span<const std::byte> payload,
+                  std::size_t offset, std::size_t count, frame_status& status);
+  codec_context context(const policies& p, const step_unit& u) const noexcept;
+  std::size_t wire_elements(policies& p, const step_unit& u) const;
+  std::size_t frame_room(policies& p, const step_unit& u, int shard) const;
+
+  std::vector<step_unit> units_;
+  std::vector<char> started_;  // char, not bool: no packed vector<bool>
+  std::vector<host_span<float>> values_;
+  std::vector<host_span<const float>> parts_;
+  std::size_t started_count_ = 0;
+  bool in_step_ = false;
+  std::vector<outgoing<>> sends_;
+  std::vector<incoming<>> recvs_;
+  std::vector<std::byte> poison_bytes_;
+  std::exception_ptr failure_;  ///< the first transport error of the step
+  state_snapshot codec_before_;
+};
+
+}  // namespace terse::detail
+
+#include <terse/collective/detail/allreduce_paths.inl>
+#include <terse/collective/detail/allreduce_step.inl>

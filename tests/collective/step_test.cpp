@@ -8,6 +8,8 @@
 #include <terse/compress/uniform.hpp>
 #include <terse/feedback/dgc_momentum.hpp>
 #include <terse/feedback/residual.hpp>
+#include <terse/schedule/fda.hpp>
+#include <terse/schedule/slowmo.hpp>
 
 #include <doctest/doctest.h>
 
@@ -291,4 +293,42 @@ TEST_CASE("collectives are move-only, and a moved one carries on bit for bit")
     kept[r] = y;
   });
   CHECK(moved == kept);
+}
+
+TEST_CASE("a schedule that drives the exchange is put back when the exchange fails")
+{
+  constexpr int world = 3;
+  const terse::layout& shape = mixed_layout();
+  const auto check = [&](auto schedule) {
+    std::atomic<int> raised{0};
+    terse::run_local(world, [&](terse::local_transport& t) {
+      terse::allreduce sync(t, shape, test_codecs::grid{.step = 0.125f}, terse::feedback::residual{}, schedule);
+      std::vector<float> params = gradient(shape, 0, 0);  // the same start on every rank
+      if constexpr (requires { sync.schedule().start(terse::host_span<const float>(params)); }) {
+        sync.schedule().start(terse::host_span<const float>(params));
+      }
+      for (int step = 0; step < 3; ++step) {
+        std::vector<float> g = gradient(shape, t.rank(), step);
+        for (std::size_t i = 0; i < params.size(); ++i) {
+          params[i] -= 0.1f * g[i];
+        }
+        sync.on_parameters(terse::host_span<float>(params));
+      }
+      const std::string before = saved(sync);
+      if (t.rank() == 1) {
+        params[7] = std::numeric_limits<float>::infinity();
+      }
+      const std::vector<float> passed = params;
+      try {
+        sync.on_parameters(terse::host_span<float>(params));
+      } catch (const terse::error& e) {
+        raised += e.code() == terse::errc::non_finite ? 1 : 0;
+      }
+      CHECK(saved(sync) == before);
+      CHECK(std::memcmp(params.data(), passed.data(), params.size() * sizeof(float)) == 0);
+    });
+    CHECK(raised == world);
+  };
+  check(terse::schedule::slowmo(terse::schedule::periodic(1)));
+  check(terse::schedule::fda(terse::schedule::fda_config{.threshold = 0.0}));
 }

@@ -2,6 +2,11 @@
 // size, repeating the call (any verb, checked mode, chunked or not) makes no
 // heap allocation. Counted by replacing the global operator new in this test
 // binary; only calls made while a counter is armed are counted.
+#include <terse/collective/allreduce.hpp>
+#include <terse/compress/topk.hpp>
+#include <terse/compress/uniform.hpp>
+#include <terse/feedback/residual.hpp>
+
 #include <array>
 #include <atomic>
 #include <cstdlib>
@@ -145,4 +150,35 @@ TEST_CASE("repeated exchanges of a shape already seen do not allocate")
     CHECK(allocated == 0);
     CHECK(transport.healthy());
   }
+}
+
+TEST_CASE("a warm allreduce step over MPI allocates nothing, on every path, started bucket by bucket")
+{
+  terse::mpi_transport transport(MPI_COMM_WORLD, mpi_test::patient(false));
+  static const std::vector<std::size_t> sizes{3000, 10, 1537, 7, 4096, 900, 5};
+  const terse::layout shape(sizes, 4600, /*dense_below=*/64);
+  std::vector<float> g(shape.total());
+  const auto step = [&](auto& sync, int number) {
+    for (std::size_t i = 0; i < g.size(); ++i) {
+      g[i] = 0.01f * static_cast<float>((i * 31 + static_cast<std::size_t>(transport.rank() * 7 + number)) % 23);
+    }
+    for (const terse::bucket& b : shape.buckets()) {
+      sync.start(b.id, terse::host_span<float>(g).subspan(b.offset, b.count));
+    }
+    sync.wait_all();
+  };
+  const auto check = [&](auto sync) {
+    for (int number = 0; number < 3; ++number) {
+      step(sync, number);
+    }
+    CHECK(allocations_during([&] {
+            for (int number = 3; number < 6; ++number) {
+              step(sync, number);
+            }
+          }) == 0);
+  };
+  check(terse::allreduce(transport, shape));
+  check(terse::allreduce(transport, shape, terse::compress::uniform<4>{}, terse::feedback::residual{}));
+  check(terse::allreduce(transport, shape, terse::compress::topk{.density = 0.05f}, terse::feedback::residual{}));
+  CHECK(transport.healthy());
 }

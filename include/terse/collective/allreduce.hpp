@@ -159,17 +159,19 @@ class allreduce {
   template <memory_space S>
   sync_action on_gradients(span<float, S> gradients, stream_ref stream = {})
   {
-    const step_context ctx{gradient_calls_++};
+    const step_context ctx{gradient_calls_};
+    sync_action action = sync_action::skip;
     if constexpr (concepts::schedule_observes_gradients<Schedule, allreduce>) {
       static_assert(S == memory_space::host, "this schedule reads the gradients: pass host buffers");
-      return schedule_.on_gradients(ctx, gradients, *this);
+      action = transactionally([&] { return schedule_.on_gradients(ctx, gradients, *this); });
     } else {
-      const sync_action action = schedule_.on_gradients(ctx);
+      action = schedule_.on_gradients(ctx);
       if (action == sync_action::average) {
         average(gradients, stream);
       }
-      return action;
     }
+    ++gradient_calls_;  // only once the step succeeded: a failed one changes no state
+    return action;
   }
 
   /// After the optimizer step: averages `parameters` in place when the
@@ -178,17 +180,19 @@ class allreduce {
   template <memory_space S>
   sync_action on_parameters(span<float, S> parameters, stream_ref stream = {})
   {
-    const step_context ctx{parameter_calls_++};
+    const step_context ctx{parameter_calls_};
+    sync_action action = sync_action::skip;
     if constexpr (concepts::schedule_drives_parameters<Schedule, allreduce>) {
       static_assert(S == memory_space::host, "this schedule reads the parameters: pass host buffers");
-      return schedule_.on_parameters(ctx, parameters, *this);
+      action = transactionally([&] { return schedule_.on_parameters(ctx, parameters, *this); });
     } else {
-      const sync_action action = schedule_.on_parameters(ctx);
+      action = schedule_.on_parameters(ctx);
       if (action == sync_action::average) {
         average(parameters, stream);
       }
-      return action;
     }
+    ++parameter_calls_;
+    return action;
   }
 
   /// Starts averaging bucket `id` (its elements: `values`, which must stay
@@ -275,6 +279,24 @@ class allreduce {
     static_assert(concepts::check_exchanging_transport<Transport, S>());
   }
 
+  // A schedule that drives the exchange changes its own state around it
+  // (start points, estimates, momenta): put it back if the exchange fails.
+  template <class Hook>
+  sync_action transactionally(Hook&& hook)
+  {
+    if constexpr (detail::saves_state<Schedule> && detail::loads_state<Schedule>) {
+      schedule_before_.take(schedule_);
+      try {
+        return hook();
+      } catch (...) {
+        schedule_before_.restore(schedule_);
+        throw;
+      }
+    } else {
+      return hook();
+    }
+  }
+
   typename engine_type::policies policies() noexcept
   {
     return {compressor_, feedback_, *transport_, config_.seed, exchanges_, config_.check_finite};
@@ -324,6 +346,7 @@ class allreduce {
   std::uint64_t exchanges_ = 0;
   double target_density_ = 0.0;
   engine_type engine_;
+  detail::state_snapshot schedule_before_;
   /// Device scratch and feedback state, made by the CUDA path on first use.
   std::unique_ptr<detail::device_state_base> device_state_;
 };

@@ -132,7 +132,19 @@ class local_state {
       auto& spares = spare_messages_[channel(to, from)];
       local_message message;
       if (!spares.empty()) {
-        message = std::move(spares.back());
+        // The smallest buffer that holds `size`, else the largest: buffers
+        // settle into the sizes a steady exchange pattern needs, so
+        // messages of several sizes in flight stop allocating.
+        auto pick = spares.begin();
+        for (auto it = spares.begin(); it != spares.end(); ++it) {
+          const std::size_t have = it->bytes.capacity();
+          const std::size_t best = pick->bytes.capacity();
+          if ((have >= size && (best < size || have < best)) || (best < size && have > best)) {
+            pick = it;
+          }
+        }
+        message = std::move(*pick);
+        *pick = std::move(spares.back());
         spares.pop_back();
       }
       message.tag = tag;

@@ -1,0 +1,124 @@
+// Once warm, a step of the allreduce allocates nothing: units, scratch,
+// codec and schedule snapshots are all reused. Counted with a replaced
+// global operator new, on one rank: the local transport copies each message
+// into a pooled buffer, and its pool grows whenever more messages are in
+// flight at once than ever before, which depends on how threads are
+// scheduled. The same steps over MPI processes, exchanges included, are
+// counted in tests/mpi/allocation_test.cpp.
+#include <terse/collective/allreduce.hpp>
+#include <terse/compress/dgc.hpp>
+#include <terse/compress/uniform.hpp>
+#include <terse/feedback/dgc_momentum.hpp>
+#include <terse/feedback/residual.hpp>
+#include <terse/schedule/slowmo.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+#include "test_codecs.hpp"
+
+// g++ 12 sees these frees inlined into library code after a call to the
+// replaced new and calls them mismatched; the pair below is consistent.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+namespace {
+thread_local bool counting = false;
+thread_local long allocations = 0;
+
+const terse::layout& shape()
+{
+  static const std::vector<std::size_t> sizes{3000, 10, 1537, 7, 4096, 900, 5};
+  static const terse::layout layout(sizes, 4600, /*dense_below=*/64);
+  return layout;
+}
+
+std::vector<float> gradient(int rank, int step)
+{
+  std::vector<float> g(shape().total());
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    g[i] = 0.013f * static_cast<float>((i * 31 + static_cast<std::size_t>(rank * 7 + step * 3)) % 23) - 0.1f;
+  }
+  return g;
+}
+
+// Allocations per rank in steps 3..5 of `sync`, started bucket by bucket.
+template <class Sync>
+long steady_allocations(Sync& sync, terse::local_transport& t, bool parameters)
+{
+  std::vector<float> g = gradient(t.rank(), 0);
+  long counted = 0;
+  for (int step = 0; step < 6; ++step) {
+    const std::vector<float> fresh = gradient(t.rank(), step);
+    std::copy(fresh.begin(), fresh.end(), g.begin());
+    counting = step >= 3;
+    allocations = 0;
+    if (parameters) {
+      sync.on_parameters(terse::host_span<float>(g));
+    } else {
+      for (const terse::bucket& b : shape().buckets()) {
+        sync.start(b.id, terse::host_span<float>(g).subspan(b.offset, b.count));
+      }
+      sync.wait_all();
+    }
+    counting = false;
+    counted += allocations;
+  }
+  return counted;
+}
+}  // namespace
+
+void* operator new(std::size_t size)
+{
+  if (counting) {
+    ++allocations;
+  }
+  if (void* p = std::malloc(size == 0 ? 1 : size)) {
+    return p;
+  }
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept
+{
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept
+{
+  std::free(p);
+}
+
+TEST_CASE("a warm allreduce step allocates nothing, on every path and with a driving schedule")
+{
+  counting = true;  // the counter sees an allocation when there is one
+  allocations = 0;
+  void* volatile probe = ::operator new(16);
+  ::operator delete(probe);
+  counting = false;
+  REQUIRE(allocations == 1);
+
+  constexpr int world = 1;
+  std::vector<long> counted(world * 6, -1);
+  terse::run_local(world, [&](terse::local_transport& t) {
+    const auto r = static_cast<std::size_t>(t.rank());
+    terse::allreduce dense(t, shape());
+    counted[r * 6 + 0] = steady_allocations(dense, t, false);
+    terse::allreduce summable(t, shape(), test_codecs::truncating{.drop = 8}, terse::feedback::residual{});
+    counted[r * 6 + 1] = steady_allocations(summable, t, false);
+    terse::allreduce requantized(t, shape(), terse::compress::uniform<4>{}, terse::feedback::residual{});
+    counted[r * 6 + 2] = steady_allocations(requantized, t, false);
+    terse::allreduce gathered(t, shape(), test_codecs::nonzeros{}, terse::feedback::residual{});
+    counted[r * 6 + 3] = steady_allocations(gathered, t, false);
+    terse::allreduce dgc(t, shape(), terse::compress::dgc{.density = 0.05f}, terse::feedback::dgc_momentum{});
+    counted[r * 6 + 4] = steady_allocations(dgc, t, false);
+    terse::allreduce outer(t, shape(), terse::schedule::slowmo(terse::schedule::periodic(1)));
+    counted[r * 6 + 5] = steady_allocations(outer, t, true);
+  });
+  for (std::size_t i = 0; i < counted.size(); ++i) {
+    CAPTURE(i);
+    CHECK(counted[i] == 0);
+  }
+}

@@ -151,20 +151,40 @@ struct device_path<allreduce<C, F, T, S>> {
     return *static_cast<state*>(a.device_state_.get());
   }
 
-  static cudaStream_t bind_stream(allreduce_type& a, stream_ref stream)
-  {
-    auto& inner = innermost_transport(*a.transport_);
-    if constexpr (requires {
-                    inner.stream();
-                    inner.set_stream(cudaStream_t{});
-                  }) {
-      if (stream.empty()) {
-        return inner.stream();
+  /// Binds the trainer's stream to the transport for one call and puts the
+  /// transport's own stream back when the call ends, so the collective never
+  /// changes the stream the transport uses for the trainer's later calls.
+  struct stream_binding {
+    using inner_type = std::remove_reference_t<decltype(innermost_transport(std::declval<T&>()))>;
+    static constexpr bool rebinds = requires(inner_type & i)
+    {
+      i.stream();
+      i.set_stream(cudaStream_t{});
+    };
+
+    stream_binding(allreduce_type& a, stream_ref requested) : inner(innermost_transport(*a.transport_))
+    {
+      if constexpr (rebinds) {
+        previous = inner.stream();
+        stream = requested.empty() ? previous : requested.template as<cudaStream_t>();
+        inner.set_stream(stream);
+      } else {
+        stream = requested.empty() ? cudaStream_t{} : requested.template as<cudaStream_t>();
       }
-      inner.set_stream(stream.template as<cudaStream_t>());
     }
-    return stream.empty() ? cudaStream_t{} : stream.template as<cudaStream_t>();
-  }
+    stream_binding(const stream_binding&) = delete;
+    stream_binding& operator=(const stream_binding&) = delete;
+    ~stream_binding()
+    {
+      if constexpr (rebinds) {
+        inner.set_stream(previous);
+      }
+    }
+
+    inner_type& inner;
+    cudaStream_t previous{};
+    cudaStream_t stream{};
+  };
 
   /// Waits for the stream (through the transport's deadline when it has one).
   static void wait(allreduce_type& a, cudaStream_t stream)
@@ -187,7 +207,8 @@ struct device_path<allreduce<C, F, T, S>> {
 
   static void average(allreduce_type& a, device_span<float> values, stream_ref stream_handle)
   {
-    const cudaStream_t stream = bind_stream(a, stream_handle);
+    const stream_binding binding(a, stream_handle);
+    const cudaStream_t stream = binding.stream;
     state& st = state_of(a);
     if constexpr (requires { st.feedback.begin_step(a.feedback_, device_span<const float>(values), 1, stream); }) {
       st.feedback.begin_step(a.feedback_, device_span<const float>(values), a.transport_->size(), stream);
@@ -314,7 +335,7 @@ struct device_path<allreduce<C, F, T, S>> {
     }
     st.frames_host.reserve(sizeof(wire_t));
     auto* flag_host = reinterpret_cast<wire_t*>(st.frames_host.data());
-    TERSE_CUDA_TRY(cudaStreamSynchronize(stream));  // the pinned flag is free to write
+    wait(a, stream);  // the pinned flag is free to write
     *flag_host = wire_t(finite ? 0.0f : 1.0f);
     TERSE_CUDA_TRY(cudaMemcpyAsync(local.data() + m, flag_host, sizeof(wire_t), cudaMemcpyHostToDevice, stream));
     before_verb(stream);
@@ -434,7 +455,7 @@ struct device_path<allreduce<C, F, T, S>> {
     }
 
     // 1. One shard per destination.
-    TERSE_CUDA_TRY(cudaStreamSynchronize(stream));  // pinned frame slots are free
+    wait(a, stream);  // pinned frame slots are free
     frame_status own_status = frame_status::ok;
     std::vector<std::uint64_t> lengths(w, 0);
     for (int s = 0; s < world; ++s) {
@@ -461,11 +482,26 @@ struct device_path<allreduce<C, F, T, S>> {
     before_verb(stream);
     TERSE_CUDA_TRY(cudaMemcpyAsync(frame_at(st.recv, rank).data(), frame_at(st.send, rank).data(), block,
                                    cudaMemcpyDeviceToDevice, stream));
-    for (int d = 1; d < world; ++d) {
-      const int dest = (rank + d) % world;
-      const int source = (rank + world - d) % world;
-      a.transport_->sendrecv(device_span<const std::byte>(frame_at(st.send, dest)), dest, frame_at(st.recv, source),
-                             source, collective_tag);
+    if constexpr (concepts::exchanging_transport<T, memory_space::device>) {
+      // Every send and receive posted at once (one NCCL group).
+      std::vector<outgoing<memory_space::device>> sends;
+      std::vector<incoming<memory_space::device>> recvs;
+      for (int r = 0; r < world; ++r) {
+        if (r != rank) {
+          sends.push_back({r, device_span<const std::byte>(frame_at(st.send, r))});
+          recvs.push_back({r, frame_at(st.recv, r)});
+        }
+      }
+      a.transport_->wait(a.transport_->start_exchange(host_span<const outgoing<memory_space::device>>(sends),
+                                                      host_span<const incoming<memory_space::device>>(recvs),
+                                                      collective_tag));
+    } else {
+      for (int d = 1; d < world; ++d) {
+        const int dest = (rank + d) % world;
+        const int source = (rank + world - d) % world;
+        a.transport_->sendrecv(device_span<const std::byte>(frame_at(st.send, dest)), dest, frame_at(st.recv, source),
+                               source, collective_tag);
+      }
     }
 
     // 3. The owner decodes every rank's contribution to its shard in rank
@@ -510,7 +546,7 @@ struct device_path<allreduce<C, F, T, S>> {
         seen = frame_status::non_finite;
       }
     }
-    TERSE_CUDA_TRY(cudaStreamSynchronize(stream));
+    wait(a, stream);
     put_frame(st, st.owner_frame.data(), 0, seen, owner_length, stream);
 
     // 4. Every owner's frame to every rank; all decode the same bytes.
@@ -557,7 +593,7 @@ struct device_path<allreduce<C, F, T, S>> {
     const std::size_t room = frame_header_bytes + a.compressor_.max_encoded_bytes(n);
     st.send.reserve(room);
     st.frames_host.reserve(frame_header_bytes * std::max<std::size_t>(w, 1));
-    TERSE_CUDA_TRY(cudaStreamSynchronize(stream));
+    wait(a, stream);
     frame_status own_status = frame_status::ok;
     const std::size_t length = encode_into(
         a, st, values, id, comp, ctx, 0, n,

@@ -14,22 +14,15 @@
 
 #include <doctest/doctest.h>
 
-#include <cstdlib>
-#include <new>
 #include <vector>
 
+#include "counting_new.hpp"
 #include "test_codecs.hpp"
 
-// g++ 12 sees these frees inlined into library code after a call to the
-// replaced new and calls them mismatched; the pair below is consistent.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
+using counting_new::allocations;
+using counting_new::counting;
 
 namespace {
-thread_local bool counting = false;
-thread_local long allocations = 0;
-
 const terse::layout& shape()
 {
   static const std::vector<std::size_t> sizes{3000, 10, 1537, 7, 4096, 900, 5};
@@ -72,33 +65,9 @@ long steady_allocations(Sync& sync, terse::local_transport& t, bool parameters)
 }
 }  // namespace
 
-void* operator new(std::size_t size)
-{
-  if (counting) {
-    ++allocations;
-  }
-  if (void* p = std::malloc(size == 0 ? 1 : size)) {
-    return p;
-  }
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept
-{
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept
-{
-  std::free(p);
-}
-
 TEST_CASE("a warm allreduce step allocates nothing, on every path and with a driving schedule")
 {
-  counting = true;  // the counter sees an allocation when there is one
-  allocations = 0;
-  void* volatile probe = ::operator new(16);
-  ::operator delete(probe);
-  counting = false;
-  REQUIRE(allocations == 1);
+  REQUIRE(counting_new::counter_works());
 
   constexpr int world = 1;
   std::vector<long> counted(world * 6, -1);

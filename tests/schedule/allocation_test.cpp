@@ -11,39 +11,12 @@
 
 #include <doctest/doctest.h>
 
-#include <cstdlib>
-#include <new>
 #include <vector>
 
-// g++ 12 sees these frees inlined into library code after a call to the
-// replaced new and calls them mismatched; the pair below is consistent.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
+#include "counting_new.hpp"
 
-namespace {
-thread_local bool counting = false;
-thread_local long allocations = 0;
-}  // namespace
-
-void* operator new(std::size_t size)
-{
-  if (counting) {
-    ++allocations;
-  }
-  if (void* p = std::malloc(size == 0 ? 1 : size)) {
-    return p;
-  }
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept
-{
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept
-{
-  std::free(p);
-}
+using counting_new::allocations;
+using counting_new::counting;
 
 namespace {
 
@@ -94,13 +67,7 @@ std::pair<long, int> count_allocations(Schedule& schedule, bool start)
 
 TEST_CASE("schedules allocate nothing after their first steps")
 {
-  // The counter sees an allocation when there is one.
-  counting = true;
-  allocations = 0;
-  void* volatile probe = ::operator new(16);
-  ::operator delete(probe);
-  counting = false;
-  REQUIRE(allocations == 1);
+  REQUIRE(counting_new::counter_works());
 
   const auto check = [](auto schedule, bool start, int min_syncs) {
     const std::pair<long, int> counted = count_allocations(schedule, start);

@@ -1,9 +1,8 @@
 #pragma once
 // A benchmark-only transport decorator: the thread CPU time this rank spends
-// inside transport verbs (grouped exchanges: posting, testing and waiting). The local transport's verbs move and add data
-// between ranks, work a real network would do instead; subtracting it from
-// a rank's thread CPU time leaves the compression work. Thread CPU time
-// (not wall time) keeps the figure honest when W ranks share two cores.
+// inside transport verbs (grouped exchanges: posting, testing and waiting). The local transport's verbs move and add
+// data between ranks, work a real network would do instead; subtracting it from a rank's thread CPU time leaves the
+// compression work. Thread CPU time (not wall time) keeps the figure honest when W ranks share two cores.
 
 #include <terse/transport/detail/decorator_base.hpp>
 

@@ -6,11 +6,13 @@
 /// runtime headers (the terse::cuda target).
 
 #include <terse/core/cuda_error.hpp>
+#include <terse/core/error.hpp>
 #include <terse/core/span.hpp>
 
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <string>
 #include <utility>
 
 namespace terse {
@@ -27,6 +29,39 @@ inline int cuda_device_count() noexcept
   return count;
 }
 
+/// Where terse takes device memory from. By default cudaMalloc and
+/// cudaFree; a trainer that runs a caching allocator installs its own (for
+/// PyTorch: c10::cuda::CUDACachingAllocator::raw_alloc and raw_delete), so
+/// terse's scratch comes from the same pool as the model's tensors.
+struct device_memory_resource {
+  void* (*allocate)(std::size_t bytes, void* context) = nullptr;                  ///< nullptr: cudaMalloc
+  void (*deallocate)(void* pointer, std::size_t bytes, void* context) = nullptr;  ///< must not throw
+  void* context = nullptr;
+};
+
+namespace detail {
+inline device_memory_resource& installed_device_memory_resource() noexcept
+{
+  static device_memory_resource resource;
+  return resource;
+}
+}  // namespace detail
+
+/// Installs `resource` for the device memory terse allocates from now on and
+/// returns the previous one. Memory is always freed through the resource
+/// that allocated it. Call it from one thread, before the collectives touch
+/// device memory (not while another thread is inside terse).
+inline device_memory_resource set_device_memory_resource(device_memory_resource resource) noexcept
+{
+  return std::exchange(detail::installed_device_memory_resource(), resource);
+}
+
+/// The resource terse allocates device memory from now.
+inline device_memory_resource current_device_memory_resource() noexcept
+{
+  return detail::installed_device_memory_resource();
+}
+
 namespace detail {
 
 /// Shared body of device and pinned buffers: capacity grows by doubling and
@@ -39,13 +74,16 @@ class growing_cuda_buffer {
   growing_cuda_buffer(const growing_cuda_buffer&) = delete;
   growing_cuda_buffer& operator=(const growing_cuda_buffer&) = delete;
   growing_cuda_buffer(growing_cuda_buffer&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)), capacity_(std::exchange(other.capacity_, 0))
+      : allocator_(other.allocator_),
+        data_(std::exchange(other.data_, nullptr)),
+        capacity_(std::exchange(other.capacity_, 0))
   {
   }
   growing_cuda_buffer& operator=(growing_cuda_buffer&& other) noexcept
   {
     if (this != &other) {
       release();
+      allocator_ = other.allocator_;
       data_ = std::exchange(other.data_, nullptr);
       capacity_ = std::exchange(other.capacity_, 0);
     }
@@ -64,7 +102,7 @@ class growing_cuda_buffer {
       grown *= 2;
     }
     release();
-    data_ = static_cast<T*>(Allocator::allocate(grown * sizeof(T)));
+    data_ = static_cast<T*>(allocator_.allocate(grown * sizeof(T)));
     capacity_ = grown;
   }
 
@@ -75,34 +113,54 @@ class growing_cuda_buffer {
   void release() noexcept
   {
     if (data_ != nullptr) {
-      Allocator::deallocate(data_);
+      allocator_.deallocate(data_, capacity_ * sizeof(T));
       data_ = nullptr;
       capacity_ = 0;
     }
   }
 
+  [[no_unique_address]] Allocator allocator_{};
   T* data_ = nullptr;
   std::size_t capacity_ = 0;
 };
 
+/// Allocates from the resource installed when it allocates, and frees
+/// through that same resource.
 struct device_allocator {
-  static void* allocate(std::size_t bytes)
+  device_memory_resource resource{};
+
+  void* allocate(std::size_t bytes)
   {
-    void* p = nullptr;
-    TERSE_CUDA_TRY(cudaMalloc(&p, bytes));
+    resource = current_device_memory_resource();
+    if (resource.allocate == nullptr) {
+      void* p = nullptr;
+      TERSE_CUDA_TRY(cudaMalloc(&p, bytes));
+      return p;
+    }
+    TERSE_EXPECTS(resource.deallocate != nullptr, "a device_memory_resource with allocate needs deallocate too");
+    void* p = resource.allocate(bytes, resource.context);
+    TERSE_CHECK(p != nullptr, errc::cuda,
+                "the installed device_memory_resource returned no memory for " + std::to_string(bytes) + " bytes");
     return p;
   }
-  static void deallocate(void* p) noexcept { TERSE_CUDA_TRY_NOTHROW(cudaFree(p)); }
+  void deallocate(void* p, std::size_t bytes) noexcept
+  {
+    if (resource.allocate == nullptr) {
+      TERSE_CUDA_TRY_NOTHROW(cudaFree(p));
+    } else {
+      resource.deallocate(p, bytes, resource.context);
+    }
+  }
 };
 
 struct pinned_allocator {
-  static void* allocate(std::size_t bytes)
+  void* allocate(std::size_t bytes)
   {
     void* p = nullptr;
     TERSE_CUDA_TRY(cudaMallocHost(&p, bytes));
     return p;
   }
-  static void deallocate(void* p) noexcept { TERSE_CUDA_TRY_NOTHROW(cudaFreeHost(p)); }
+  void deallocate(void* p, std::size_t) noexcept { TERSE_CUDA_TRY_NOTHROW(cudaFreeHost(p)); }
 };
 
 }  // namespace detail

@@ -1,5 +1,9 @@
 #pragma once
 /// @file
+/// (Over 400 lines, and a second copy of the host engine's paths: it is the
+/// synchronous device path that a device backend of the engine is to
+/// replace; see docs/architecture.md.)
+///
 /// The compressed allreduce on device buffers (include this in a
 /// translation unit compiled by nvcc). The same three algorithms as the
 /// host path (collective/detail/allreduce.inl), with the CUDA codecs of

@@ -10,6 +10,10 @@
 /// (SimGrid's SMPI), which would lose their statuses. Nothing needs threads,
 /// so MPI_THREAD_SINGLE is enough.
 ///
+/// Over 400 lines: posting, polling, mismatch draining and abandonment of
+/// one exchange share its request bookkeeping; split, each part would
+/// expose that bookkeeping to the others.
+///
 /// Checked mode: a receive first takes the sender's header, then posts the
 /// body, so two messages from one peer in one exchange are received one
 /// after the other (the second header is posted after the first body, and

@@ -1,7 +1,9 @@
 #pragma once
 /// @file
 /// Member bodies of terse::mpi_session and terse::mpi_transport (included
-/// by terse/transport/mpi.hpp; never include it directly).
+/// by terse/transport/mpi.hpp; never include it directly). Over 400 lines:
+/// one body per verb, each short; the grouped exchange lives apart in
+/// mpi_exchange.inl.
 
 #include <algorithm>
 #include <cstring>

@@ -332,3 +332,29 @@ TEST_CASE("a schedule that drives the exchange is put back when the exchange fai
   check(terse::schedule::slowmo(terse::schedule::periodic(1)));
   check(terse::schedule::fda(terse::schedule::fda_config{.threshold = 0.0}));
 }
+
+TEST_CASE("wait_all on a rank that started nothing raises mismatch there and on every peer")
+{
+  constexpr int world = 3;
+  const terse::layout& shape = mixed_layout();
+  std::atomic<int> raised{0};
+  terse::run_local(
+      world,
+      [&](terse::local_transport& t) {
+        terse::allreduce sync(t, shape, test_codecs::nonzeros{}, terse::feedback::residual{});
+        std::vector<float> g = gradient(shape, t.rank(), 0);
+        std::vector<std::size_t> order;
+        for (std::size_t b = 0; b < shape.buckets().size() && t.rank() != 0; ++b) {
+          order.push_back(b);
+        }
+        start_in_order(sync, shape, g, order);
+        try {
+          sync.wait_all();
+        } catch (const terse::error& e) {
+          raised += e.code() == terse::errc::mismatch ? 1 : 0;
+        }
+        CHECK(t.healthy());
+      },
+      terse::transport_options{.timeout = std::chrono::seconds(20)});
+  CHECK(raised == world);
+}

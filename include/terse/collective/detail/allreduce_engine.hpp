@@ -134,6 +134,7 @@ class allreduce_engine {
   void begin_step(policies& p);
   void launch(policies& p, const layout& shape, step_unit& u);
   void launch_compressed(policies& p, const layout& shape, step_unit& u);
+  void launch_or_poison(policies& p, const layout& shape, step_unit& u);
   void advance(policies& p, step_unit& u);
   void drive(policies& p, step_unit& u, bool block);
   void run_self_reducing(policies& p, const layout& shape, step_unit& u);

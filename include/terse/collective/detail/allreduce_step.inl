@@ -47,16 +47,35 @@ void allreduce_engine<C, F, T>::start(policies p, const layout& shape, std::size
     }
     p.feedback.begin_step(std::span<const host_span<const float>>(parts_), p.transport.size());
     for (step_unit& u : units_) {
-      launch(p, shape, u);
+      launch_or_poison(p, shape, u);
     }
   } else {
     for (step_unit& u : units_) {
       if (u.bucket == bucket) {
-        launch(p, shape, u);
+        launch_or_poison(p, shape, u);
       }
     }
   }
   poll(p);
+}
+
+// A unit whose local work raises before its first exchange is posted (a
+// codec refusing its arguments, say) still takes part, poisoned, so peers
+// fail at once; the error is raised by wait_all, after the step drained.
+template <class C, class F, class T>
+void allreduce_engine<C, F, T>::launch_or_poison(policies& p, const layout& shape, step_unit& u)
+{
+  try {
+    launch(p, shape, u);
+  } catch (const error&) {
+    if (!failure_) {
+      failure_ = std::current_exception();
+    }
+    u.failed = true;
+    if (u.stage == unit_stage::idle) {
+      poison(p, u);
+    }
+  }
 }
 
 template <class C, class F, class T>
@@ -81,6 +100,8 @@ void allreduce_engine<C, F, T>::drive(policies& p, step_unit& u, bool block)
       } else if (!p.transport.test(u.pending)) {
         return;
       }
+      u.stage = unit_stage::done;  // the id is spent; posting the next phase makes it exchanging again
+      advance(p, u);
     } catch (const error&) {
       if (!failure_) {
         failure_ = std::current_exception();
@@ -89,14 +110,15 @@ void allreduce_engine<C, F, T>::drive(policies& p, step_unit& u, bool block)
       u.stage = unit_stage::done;
       return;
     }
-    advance(p, u);
   }
 }
 
 template <class C, class F, class T>
 void allreduce_engine<C, F, T>::finish(policies p, const layout& shape)
 {
-  TERSE_EXPECTS(in_step_, "wait_all: no bucket was started this step");
+  if (!in_step_) {
+    begin_step(p);  // nothing started here: every bucket is missing, and peers are told
+  }
   const auto first_missing = std::find(started_.begin(), started_.end(), char{0});
   const auto missing = static_cast<std::size_t>(first_missing - started_.begin());
   for (step_unit& u : units_) {
@@ -204,13 +226,13 @@ template <class C, class F, class T>
 void allreduce_engine<C, F, T>::post(policies& p, step_unit& u, int phase)
 {
   u.phase = phase;
-  u.stage = unit_stage::exchanging;
   if (sends_.empty() && recvs_.empty()) {
     advance(p, u);  // a world of one: nothing to wait for
     return;
   }
   u.pending = p.transport.start_exchange(host_span<const outgoing<>>(sends_), host_span<const incoming<>>(recvs_),
                                          u.tag + phase);
+  u.stage = unit_stage::exchanging;
 }
 
 // After the exchange of the current phase completed.
@@ -302,10 +324,9 @@ void allreduce_engine<C, F, T>::poison(policies& p, step_unit& u)
     }
   }
   u.status = frame_status::ok;
-  const exchange_id id =
-      p.transport.start_exchange(host_span<const outgoing<>>(sends_), host_span<const incoming<>>(recvs_), u.tag);
   try {
-    p.transport.wait(id);
+    p.transport.wait(
+        p.transport.start_exchange(host_span<const outgoing<>>(sends_), host_span<const incoming<>>(recvs_), u.tag));
   } catch (const error&) {
     if (!failure_) {
       failure_ = std::current_exception();

@@ -1,10 +1,9 @@
 // Once warm, a step of the allreduce allocates nothing: units, scratch,
-// codec and schedule snapshots are all reused. Counted with a replaced
-// global operator new, on one rank: the local transport copies each message
-// into a pooled buffer, and its pool grows whenever more messages are in
-// flight at once than ever before, which depends on how threads are
-// scheduled. The same steps over MPI processes, exchanges included, are
-// counted in tests/mpi/allocation_test.cpp.
+// codec and schedule snapshots, and the local transport's messages and
+// exchange slots (kept per tag) are all reused, however the rank threads
+// interleave. Counted with a replaced global operator new, per rank thread.
+// The same steps over MPI processes are counted in
+// tests/mpi/allocation_test.cpp.
 #include <terse/collective/allreduce.hpp>
 #include <terse/compress/dgc.hpp>
 #include <terse/compress/uniform.hpp>
@@ -69,7 +68,7 @@ TEST_CASE("a warm allreduce step allocates nothing, on every path and with a dri
 {
   REQUIRE(counting_new::counter_works());
 
-  constexpr int world = 1;
+  constexpr int world = 3;
   std::vector<long> counted(world * 6, -1);
   terse::run_local(world, [&](terse::local_transport& t) {
     const auto r = static_cast<std::size_t>(t.rank());

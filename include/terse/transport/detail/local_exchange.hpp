@@ -35,7 +35,7 @@ class local_exchanges {
       check_peer(message.peer, world);
     }
     state.check_healthy();
-    slot& taken = free_slot();
+    slot& taken = free_slot(tag);
     taken.tag = tag;
     taken.deadline = clock::now() + state.options().timeout;
     taken.mismatch.clear();
@@ -84,6 +84,7 @@ class local_exchanges {
   struct slot {
     std::uint64_t id = 0;  ///< 0: free
     int tag = 0;
+    bool used = false;
     clock::time_point deadline{};
     std::vector<local_receive> receives;
     std::string mismatch;
@@ -95,14 +96,19 @@ class local_exchanges {
                   "exchange peer " + std::to_string(peer) + " is not a rank of a world of " + std::to_string(world));
   }
 
-  slot& free_slot()
+  // A free slot that last served `tag` (its lists already have the room an
+  // exchange with that tag needs), else a new one: a repeating pattern of
+  // tags stops allocating once each tag was seen, however threads interleave.
+  slot& free_slot(int tag)
   {
     for (slot& s : slots_) {
-      if (s.id == 0) {
+      if (s.id == 0 && s.tag == tag && s.used) {
         return s;
       }
     }
-    return slots_.emplace_back();
+    slot& fresh = slots_.emplace_back();
+    fresh.used = true;
+    return fresh;
   }
 
   slot& find(exchange_id id)

@@ -56,7 +56,8 @@ class local_state {
         arrivals_(static_cast<std::size_t>(size), 0),
         slots_(2 * static_cast<std::size_t>(size)),
         mailboxes_(static_cast<std::size_t>(size) * static_cast<std::size_t>(size)),
-        spare_messages_(static_cast<std::size_t>(size) * static_cast<std::size_t>(size))
+        spare_messages_(static_cast<std::size_t>(size) * static_cast<std::size_t>(size)),
+        message_objects_(static_cast<std::size_t>(size) * static_cast<std::size_t>(size), 0)
   {
   }
 
@@ -129,24 +130,8 @@ class local_state {
     {
       const std::lock_guard lock(mutex_);
       throw_if_broken();
-      auto& spares = spare_messages_[channel(to, from)];
-      local_message message;
-      if (!spares.empty()) {
-        // The smallest buffer that holds `size`, else the largest: buffers
-        // settle into the sizes a steady exchange pattern needs, so
-        // messages of several sizes in flight stop allocating.
-        auto pick = spares.begin();
-        for (auto it = spares.begin(); it != spares.end(); ++it) {
-          const std::size_t have = it->bytes.capacity();
-          const std::size_t best = pick->bytes.capacity();
-          if ((have >= size && (best < size || have < best)) || (best < size && have > best)) {
-            pick = it;
-          }
-        }
-        message = std::move(*pick);
-        *pick = std::move(spares.back());
-        spares.pop_back();
-      }
+      const std::size_t at = channel(to, from);
+      local_message message = reuse_message(at, tag);
       message.tag = tag;
       message.type = type;
       message.count = count;
@@ -154,7 +139,7 @@ class local_state {
       if (size != 0) {
         std::memcpy(message.bytes.data(), bytes, size);
       }
-      mailboxes_[channel(to, from)].push_back(std::move(message));
+      mailboxes_[at].push_back(std::move(message));
     }
     changed_.notify_all();
   }
@@ -235,6 +220,29 @@ class local_state {
   }
 
  private:
+  /// A message object for a new message with `tag` on channel `at`: a
+  /// spare that last carried `tag`, else a new one. An exchange pattern
+  /// repeats its tags with the same sizes and has at most one message of a
+  /// tag in flight on a channel, so once every tag has been seen it stops
+  /// allocating, however the threads interleave. Message objects are never
+  /// freed, and the channel's mailbox and spare list always have room for
+  /// all of them.
+  local_message reuse_message(std::size_t at, int tag)
+  {
+    auto& spares = spare_messages_[at];
+    const auto same_tag = std::find_if(spares.begin(), spares.end(), [tag](const auto& m) { return m.tag == tag; });
+    if (same_tag == spares.end()) {
+      ++message_objects_[at];
+      mailboxes_[at].reserve(message_objects_[at]);
+      spares.reserve(message_objects_[at]);
+      return local_message{};
+    }
+    local_message message = std::move(*same_tag);
+    *same_tag = std::move(spares.back());
+    spares.pop_back();
+    return message;
+  }
+
   using mailbox = std::vector<local_message>;
 
   // Moves the message at `found` out of its mailbox (its buffer goes back to
@@ -351,6 +359,7 @@ class local_state {
   // allocates nothing.
   std::vector<mailbox> mailboxes_;
   std::vector<std::vector<local_message>> spare_messages_;
+  std::vector<std::size_t> message_objects_;  ///< per channel: message objects ever made
 };
 
 }  // namespace terse::detail

@@ -7,6 +7,7 @@
 #include <terse/compress/topk.hpp>
 #include <terse/compress/uniform.hpp>
 #include <terse/feedback/dgc_momentum.hpp>
+#include <terse/feedback/periodic_flush.hpp>
 #include <terse/feedback/residual.hpp>
 #include <terse/schedule/fda.hpp>
 #include <terse/schedule/slowmo.hpp>
@@ -346,6 +347,35 @@ TEST_CASE("wait_all on a rank that started nothing raises mismatch there and on 
         std::vector<std::size_t> order;
         for (std::size_t b = 0; b < shape.buckets().size() && t.rank() != 0; ++b) {
           order.push_back(b);
+        }
+        start_in_order(sync, shape, g, order);
+        try {
+          sync.wait_all();
+        } catch (const terse::error& e) {
+          raised += e.code() == terse::errc::mismatch ? 1 : 0;
+        }
+        CHECK(t.healthy());
+      },
+      terse::transport_options{.timeout = std::chrono::seconds(20)});
+  CHECK(raised == world);
+}
+
+TEST_CASE("a bucket one rank never starts on a flush step raises mismatch on every rank")
+{
+  // periodic_flush(1): every step sends compensated floats, whatever the codec.
+  constexpr int world = 3;
+  const terse::layout& shape = mixed_layout();
+  std::atomic<int> raised{0};
+  terse::run_local(
+      world,
+      [&](terse::local_transport& t) {
+        terse::allreduce sync(t, shape, test_codecs::nonzeros{}, terse::feedback::periodic_flush<>(1));
+        std::vector<float> g = gradient(shape, t.rank(), 0);
+        std::vector<std::size_t> order;
+        for (std::size_t b = 0; b < shape.buckets().size(); ++b) {
+          if (!(t.rank() == 1 && b == 0)) {
+            order.push_back(b);
+          }
         }
         start_in_order(sync, shape, g, order);
         try {

@@ -119,7 +119,6 @@ class allreduce_engine {
   ~allreduce_engine() = default;
 
   bool in_step() const noexcept { return in_step_; }
-  bool started(std::size_t bucket) const noexcept { return started_[bucket] != 0; }
 
   /// Starts bucket `bucket` (its values: `values`), then makes progress.
   void start(policies p, const layout& shape, std::size_t bucket, host_span<float> values);
@@ -137,7 +136,7 @@ class allreduce_engine {
   void launch_or_poison(policies& p, const layout& shape, step_unit& u);
   void advance(policies& p, step_unit& u);
   void drive(policies& p, step_unit& u, bool block);
-  void run_self_reducing(policies& p, const layout& shape, step_unit& u);
+  void run_self_reducing(policies& p, step_unit& u);
   void poison(policies& p, step_unit& u);
   void commit(policies& p, const layout& shape);
   void end_step() noexcept;

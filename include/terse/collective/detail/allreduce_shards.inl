@@ -289,7 +289,7 @@ void allreduce_engine<C, F, T>::gather_end(policies& p, step_unit& u)
 // --- self-reducing (PowerSGD): the codec's own allreduces ---------------------
 
 template <class C, class F, class T>
-void allreduce_engine<C, F, T>::run_self_reducing(policies& p, const layout&, step_unit& u)
+void allreduce_engine<C, F, T>::run_self_reducing(policies& p, step_unit& u)
 {
   if constexpr (self_reducing) {
     u.stage = unit_stage::done;

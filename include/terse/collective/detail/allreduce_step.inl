@@ -133,7 +133,7 @@ void allreduce_engine<C, F, T>::finish(policies p, const layout& shape)
     if (missing == shape.buckets().size() && !failure_) {
       for (step_unit& u : units_) {
         if (u.stage == unit_stage::waiting) {
-          run_self_reducing(p, shape, u);
+          run_self_reducing(p, u);
         }
       }
     }
@@ -289,9 +289,13 @@ void allreduce_engine<C, F, T>::poison(policies& p, step_unit& u)
     u.stage = unit_stage::done;
     return;
   }
+  bool flushing = false;  // on a flush step peers send compensated floats for every unit
+  if constexpr (flushes<F>) {
+    flushing = p.feedback.flush_due(p.step);
+  }
   // Bytes rank `r` expects from each peer in phase 0, and this rank's room.
   const auto expected = [&](int r) -> std::size_t {
-    if (u.kind == unit_kind::dense || !compresses) {
+    if (u.kind == unit_kind::dense || !compresses || flushing) {
       return block_of(u.count, world, r).count * sizeof(float);
     }
     if constexpr (self_reducing || !compresses) {
@@ -305,7 +309,7 @@ void allreduce_engine<C, F, T>::poison(policies& p, step_unit& u)
     }
   };
   if constexpr (self_reducing) {
-    if (u.kind == unit_kind::compressed) {
+    if (u.kind == unit_kind::compressed && !flushing) {
       u.stage = unit_stage::done;  // its allreduces are skipped on every rank: the step already failed here
       return;
     }

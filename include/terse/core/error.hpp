@@ -25,6 +25,7 @@ enum class errc {
   nccl,               ///< an NCCL call failed
   mpi,                ///< an MPI call failed
   io,                 ///< reading or writing a file or a state blob failed
+  diverged,           ///< a decentralized run's ranks drift apart (growing consensus distance, NaN or Inf)
   internal,           ///< a bug in terse
 };
 
@@ -42,6 +43,7 @@ constexpr std::string_view to_string(errc code) noexcept
     case errc::nccl: return "NCCL error";
     case errc::mpi: return "MPI error";
     case errc::io: return "I/O error";
+    case errc::diverged: return "diverged";
     case errc::internal: return "internal error";
   }
   return "unknown error";

@@ -70,18 +70,6 @@ concept sees_whole_gradient = requires(F& f, std::span<const host_span<const flo
   f.begin_step(parts, world);
 };
 
-template <class P>
-concept saves_state = requires(const P& p, state_writer& out)
-{
-  p.save(out);
-};
-
-template <class P>
-concept loads_state = requires(P& p, state_reader& in)
-{
-  p.load(in);
-};
-
 /// What one step works with. Passed to every call rather than stored, so a
 /// collective that moves leaves nothing pointing at its old self.
 template <class C, class F, class T>

@@ -16,6 +16,20 @@
 
 namespace terse::detail {
 
+/// A policy with state to save (`save(state_writer&) const`)...
+template <class P>
+concept saves_state = requires(const P& p, state_writer& out)
+{
+  p.save(out);
+};
+
+/// ...and to restore (`load(state_reader&)`).
+template <class P>
+concept loads_state = requires(P& p, state_reader& in)
+{
+  p.load(in);
+};
+
 class snapshot_buffer final : public std::streambuf {
  public:
   void start_writing() { bytes_.clear(); }

@@ -26,10 +26,12 @@
 
 namespace terse::schedule::detail {
 
-/// Adds the sketch of `values` to `sketch` (rows × columns, row-major).
-/// One Philox block gives four elements their column and sign for a row.
-inline void ams_sketch_add(std::uint64_t seed, std::uint32_t rows, std::uint32_t columns, host_span<const float> values,
-                           host_span<double> sketch) noexcept
+/// Adds the sketch of `values` (float or double) to `sketch` (rows ×
+/// columns, row-major). One Philox block gives four elements their column
+/// and sign for a row.
+template <class Value>
+void ams_sketch_add(std::uint64_t seed, std::uint32_t rows, std::uint32_t columns, host_span<const Value> values,
+                    host_span<double> sketch) noexcept
 {
   const std::size_t n = values.size();
   for (std::uint32_t r = 0; r < rows; ++r) {
@@ -43,7 +45,7 @@ inline void ams_sketch_add(std::uint64_t seed, std::uint32_t rows, std::uint32_t
         // Low 31 bits pick the column (multiply-shift, no modulo bias worth
         // naming), the top bit the sign.
         const auto column = static_cast<std::size_t>((static_cast<std::uint64_t>(word & 0x7FFFFFFFu) * columns) >> 31);
-        const double v = values[i];
+        const double v = static_cast<double>(values[i]);
         row[column] += (word & 0x80000000u) != 0 ? -v : v;
       }
     }

@@ -8,7 +8,9 @@
 /// name from translation units compiled by nvcc.
 
 #include <terse/collective/allreduce.hpp>
+#include <terse/collective/gossip.hpp>
 #include <terse/collective/layout.hpp>
+#include <terse/collective/mixers.hpp>
 #include <terse/compress/adaptive.hpp>
 #include <terse/compress/cast.hpp>
 #include <terse/compress/dgc.hpp>
@@ -43,6 +45,7 @@
 #include <terse/schedule/fda.hpp>
 #include <terse/schedule/periodic.hpp>
 #include <terse/schedule/slowmo.hpp>
+#include <terse/topology.hpp>
 #include <terse/transport/faulty.hpp>
 #include <terse/transport/local.hpp>
 #include <terse/transport/metered.hpp>

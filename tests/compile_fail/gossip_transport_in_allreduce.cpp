@@ -1,5 +1,5 @@
 // Must not compile: allreduce needs collective verbs; this transport only
-// has send and recv (fine for gossip, not for allreduce).
+// has send and recv.
 #include <terse/collective/allreduce.hpp>
 
 #include <vector>

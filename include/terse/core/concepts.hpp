@@ -307,8 +307,8 @@ consteval bool check_collective_transport()
   static_assert(transport_knows_its_rank<T>, "terse transport: add `int rank() const` and `int size() const`");
   static_assert(collective_transport<T, Space>,
                 "terse transport: this collective needs allreduce, reduce_scatter, allgather, allgatherv, "
-                "broadcast and barrier on spans in this memory space; a send/recv-only transport suits gossip, "
-                "not allreduce");
+                "broadcast and barrier on spans in this memory space; a transport with only the grouped exchange "
+                "(start_exchange, test, wait) suits gossip, not allreduce");
   return collective_transport<T, Space>;
 }
 

@@ -59,12 +59,13 @@ inline void write_gossip_header(const gossip_header& h, std::byte* out) noexcept
 /// another round, mixer or plan) naming the peer.
 inline gossip_header read_gossip_header(host_span<const std::byte> frame, const gossip_header& expected, int peer)
 {
-  const std::string from = " in the gossip frame from rank " + std::to_string(peer);
-  TERSE_CHECK(frame.size() >= gossip_header_bytes, errc::malformed_payload, "short header" + from);
+  // Built only when a check fails: a round that checks out allocates nothing.
+  const auto from = [peer] { return " in the gossip frame from rank " + std::to_string(peer); };
+  TERSE_CHECK(frame.size() >= gossip_header_bytes, errc::malformed_payload, "short header" + from());
   std::uint32_t magic = 0;
   std::memcpy(&magic, frame.data(), 4);
   TERSE_CHECK(magic == gossip_magic && static_cast<std::uint8_t>(frame[4]) == gossip_version, errc::malformed_payload,
-              "bad magic or version" + from);
+              "bad magic or version" + from());
   gossip_header h;
   h.mixer = static_cast<std::uint8_t>(frame[5]);
   h.flags = static_cast<std::uint8_t>(frame[6]);
@@ -73,15 +74,15 @@ inline gossip_header read_gossip_header(host_span<const std::byte> frame, const 
   std::memcpy(&h.round, frame.data() + 16, 8);
   std::memcpy(&h.payload_bytes, frame.data() + 24, 8);
   TERSE_CHECK(h.mixer == expected.mixer && h.value_bytes == expected.value_bytes, errc::mismatch,
-              "another mixer or value type" + from);
+              "another mixer or value type" + from());
   TERSE_CHECK(
       h.round == expected.round, errc::mismatch,
-      "round " + std::to_string(h.round) + " where this rank runs round " + std::to_string(expected.round) + from);
-  TERSE_CHECK(h.plan_hash == expected.plan_hash, errc::mismatch, "another topology plan" + from);
-  TERSE_CHECK((h.flags & ~gossip_flag_non_finite) == 0, errc::malformed_payload, "unknown flags" + from);
-  TERSE_CHECK(
-      h.payload_bytes <= frame.size() - gossip_header_bytes, errc::malformed_payload,
-      "payload of " + std::to_string(h.payload_bytes) + " bytes in a frame of " + std::to_string(frame.size()) + from);
+      "round " + std::to_string(h.round) + " where this rank runs round " + std::to_string(expected.round) + from());
+  TERSE_CHECK(h.plan_hash == expected.plan_hash, errc::mismatch, "another topology plan" + from());
+  TERSE_CHECK((h.flags & ~gossip_flag_non_finite) == 0, errc::malformed_payload, "unknown flags" + from());
+  TERSE_CHECK(h.payload_bytes <= frame.size() - gossip_header_bytes, errc::malformed_payload,
+              "payload of " + std::to_string(h.payload_bytes) + " bytes in a frame of " + std::to_string(frame.size()) +
+                  from());
   return h;
 }
 

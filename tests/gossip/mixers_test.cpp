@@ -178,3 +178,90 @@ TEST_CASE("a periodic schedule gossips every H optimizer steps")
     REQUIRE(x[0] == doctest::Approx(1.0f));
   });
 }
+
+TEST_CASE("a world of one rank: every mixer leaves the values as they are")
+{
+  terse::run_local(1, [&](terse::local_transport& t) {
+    const std::vector<double> start = gossip_test::start_vector<double>(0, 33);
+    std::vector<double> a = start, b = start, c = start;
+    terse::gossip avg(t, a.size(), terse::topology::ring(1), terse::elements<double>{});
+    terse::gossip push(t, b.size(), terse::topology::one_peer_exponential(1), terse::mixer::push_sum{},
+                       terse::elements<double>{});
+    terse::gossip choco(t, c.size(), terse::topology::complete(1),
+                        terse::mixer::choco{terse::compress::identity{}, 1.0}, terse::elements<double>{});
+    for (int round = 0; round < 3; ++round) {
+      avg.mix(host_span<double>(a));
+      push.mix(host_span<double>(b));
+      choco.mix(host_span<double>(c));
+    }
+    REQUIRE(a == start);
+    REQUIRE(b == start);
+    REQUIRE(c == start);
+    REQUIRE(push.weight() == 1.0);
+    REQUIRE(avg.consensus_distance(host_span<const double>(a)) == 0.0);
+  });
+}
+
+TEST_CASE("an empty vector mixes: frames of a header alone")
+{
+  terse::run_local(3, [&](terse::local_transport& t) {
+    std::vector<float> none;
+    terse::gossip mix(t, 0, terse::topology::ring(3));
+    mix.mix(host_span<float>(none));
+    REQUIRE(mix.rounds() == 1);
+  });
+}
+
+TEST_CASE("misuse raises invalid_argument: wrong sizes, wait without start, start twice")
+{
+  terse::run_local(2, [&](terse::local_transport& t) {
+    std::vector<float> x(4, 1.0f), y(5, 1.0f);
+    terse::gossip mix(t, x.size(), terse::topology::ring(2));
+    auto code = [](auto&& body) {
+      try {
+        body();
+      } catch (const terse::error& e) {
+        return e.code();
+      }
+      return terse::errc::internal;
+    };
+    REQUIRE(code([&] { mix.mix(host_span<float>(y)); }) == terse::errc::invalid_argument);
+    REQUIRE(code([&] { mix.wait(host_span<float>(x)); }) == terse::errc::invalid_argument);
+    mix.start(host_span<const float>(x));
+    REQUIRE(code([&] { mix.start(host_span<const float>(x)); }) == terse::errc::invalid_argument);
+    REQUIRE(code([&] { mix.set_graph(terse::topology::ring(2)); }) == terse::errc::invalid_argument);
+    mix.wait(host_span<float>(x));
+    REQUIRE(mix.rounds() == 1);
+    REQUIRE(code([&] {
+              terse::gossip bad(t, 4, terse::topology::ring(2), terse::mixer::choco{terse::compress::identity{}, 1.5});
+            }) == terse::errc::invalid_argument);
+  });
+}
+
+TEST_CASE("the sketched consensus distance is within its stated bound of the exact one")
+{
+  // Never below the truth, above it by at most 2 eps/(1 + eps) |xbar|^2
+  // (with probability >= 1 - delta; these seeded cases are all inside).
+  const std::size_t n = 2000;
+  for (double spread : {0.01, 0.3, 3.0}) {
+    CAPTURE(spread);
+    terse::run_local(6, [&](terse::local_transport& t) {
+      std::vector<double> x(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        x[i] = 1.0 + spread * gossip_test::start_value(t.rank(), i, 23);
+      }
+      terse::gossip mix(t, n, terse::topology::ring(6), terse::elements<double>{});
+      std::vector<double> mean = x;
+      t.allreduce(host_span<double>(mean), terse::reduce_op::average);
+      double mean_squared = 0;
+      for (double m : mean) {
+        mean_squared += m * m;
+      }
+      const double exact = mix.consensus_distance(host_span<const double>(x));
+      const double estimate = mix.consensus_estimate(host_span<const double>(x));
+      const double eps = std::sqrt(8.0 / 250.0);
+      REQUIRE(estimate >= exact * (1 - 1e-12));
+      REQUIRE(estimate <= exact + 2 * eps / (1 + eps) * mean_squared);
+    });
+  }
+}

@@ -324,5 +324,6 @@ requires detail::gossip_arguments<Args...> gossip(Transport&, std::size_t, topol
 
 }  // namespace terse
 
+#include <terse/collective/detail/gossip_mixing.inl>
 #include <terse/collective/detail/gossip_round.inl>
 #include <terse/collective/detail/gossip_state.inl>

@@ -62,6 +62,7 @@ std::vector<configuration> all_configurations()
   add_gradient_configurations(list);
   add_model_configurations(list);
   add_schedule_configurations(list);
+  add_gossip_configurations(list);
   return list;
 }
 

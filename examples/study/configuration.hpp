@@ -1,7 +1,8 @@
 #pragma once
 // A configuration of the study: a compile-time terse::allreduce type (its
-// compressor, feedback and schedule) and a runtime row of knobs (learning
-// rate, momentum, H, density, Θ, ...) that --set can override.
+// compressor, feedback and schedule) or terse::gossip type (its mixer over
+// a topology), and a runtime row of knobs (learning rate, momentum, H,
+// density, Θ, γ, ...) that --set can override.
 
 #include <cstddef>
 #include <cstdint>
@@ -76,6 +77,8 @@ void add_gradient_configurations(std::vector<configuration>& list);
 void add_model_configurations(std::vector<configuration>& list);
 /// The monitoring schedules, outer optimizers and compositions (configurations_schedules.cpp).
 void add_schedule_configurations(std::vector<configuration>& list);
+/// The decentralized ones: gossip over a topology instead of an allreduce (configurations_gossip.cpp).
+void add_gossip_configurations(std::vector<configuration>& list);
 
 /// Applies "CONFIG.KEY=VALUE" overrides (CONFIG may be * for every
 /// configuration having KEY); throws std::invalid_argument for an unknown

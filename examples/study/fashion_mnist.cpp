@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstddef>
 #include <filesystem>
 #include <memory>
 #include <stdexcept>
@@ -121,11 +122,38 @@ void standardise(dataset& split, float mean, float stddev)
   }
 }
 
+/// Moves the last `count` examples of `from` into a new dataset.
+dataset hold_out(dataset& from, std::size_t count)
+{
+  dataset held;
+  held.count = count;
+  held.features = from.features;
+  const std::size_t keep = from.count - count;
+  held.images.assign(from.images.begin() + static_cast<std::ptrdiff_t>(keep * from.features), from.images.end());
+  held.labels.assign(from.labels.begin() + static_cast<std::ptrdiff_t>(keep), from.labels.end());
+  from.images.resize(keep * from.features);
+  from.labels.resize(keep);
+  from.count = keep;
+  return held;
+}
+
 }  // namespace
 
-fashion_mnist load_fashion_mnist(const std::string& dir, std::size_t train_limit, std::size_t test_limit)
+fashion_mnist load_fashion_mnist(const std::string& dir, std::size_t train_limit, std::size_t test_limit,
+                                 std::size_t validation)
 {
-  fashion_mnist data{read_split(dir, "train", train_limit), read_split(dir, "t10k", test_limit)};
+  fashion_mnist data;
+  data.train = read_split(dir, "train", train_limit);
+  if (validation > 0) {
+    if (validation >= data.train.count) {
+      throw std::invalid_argument("--validation " + std::to_string(validation) + ": the training set has only " +
+                                  std::to_string(data.train.count) + " examples");
+    }
+    data.test = hold_out(data.train, validation);  // the test set stays unread
+    data.validation = true;
+  } else {
+    data.test = read_split(dir, "t10k", test_limit);
+  }
   if (data.train.features != data.test.features) {
     throw std::runtime_error(dir + ": training and test images differ in size");
   }

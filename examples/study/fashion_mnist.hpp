@@ -21,7 +21,8 @@ struct dataset {
 
 struct fashion_mnist {
   dataset train;
-  dataset test;
+  dataset test;             ///< what the study evaluates on: the test set, or the validation split
+  bool validation = false;  ///< `test` holds examples held out of the training set
 };
 
 /// Where dataset-fashion-mnist puts the files.
@@ -31,8 +32,14 @@ inline constexpr int classes = 10;
 /// Reads {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz from `dir`, keeping
 /// the first `train_limit` / `test_limit` examples (0: all). Pixels are
 /// scaled to [0, 1] and standardised with the training set's mean and
-/// standard deviation. Throws std::runtime_error naming the file, and the
-/// Debian package, when a file is missing or malformed.
-fashion_mnist load_fashion_mnist(const std::string& dir, std::size_t train_limit = 0, std::size_t test_limit = 0);
+/// standard deviation. With `validation` > 0 the last `validation` of those
+/// training examples are held out and returned in place of the test set
+/// (which is then never read), for tuning knobs without looking at it; the
+/// standardisation uses the remaining training examples only. Throws
+/// std::runtime_error naming the file, and the Debian package, when a file
+/// is missing or malformed, or std::invalid_argument when `validation`
+/// leaves no training examples.
+fashion_mnist load_fashion_mnist(const std::string& dir, std::size_t train_limit = 0, std::size_t test_limit = 0,
+                                 std::size_t validation = 0);
 
 }  // namespace study

@@ -85,6 +85,8 @@ compressors, feedback rules and schedules trade bytes for accuracy.
   --latency-us L      modelled per-message latency in microseconds (default 25)
   --train-limit N     use only the first N training examples (0: all)
   --test-limit N      use only the first N test examples (0: all)
+  --validation N      hold out the last N training examples and report accuracy on them instead
+                      of the test set (which is then not read): for choosing knobs (e.g. 6000)
   --set C.KEY=VALUE   override a configuration's knob (C may be *), e.g. --set local32.lr=0.1
   --progress, --no-progress   force the progress bar on stderr on or off (default: when a terminal)
   --list              list the configurations and their knobs, then exit
@@ -190,6 +192,8 @@ study_options parse_options(int argc, char** argv)
       o.train_limit = to_unsigned(flag, take(), 0, 10'000'000);
     } else if (flag == "--test-limit") {
       o.test_limit = to_unsigned(flag, take(), 0, 10'000'000);
+    } else if (flag == "--validation") {
+      o.validation = to_unsigned(flag, take(), 0, 10'000'000);
     } else if (flag == "--set") {
       const std::string& s = take();
       if (s.find('.') == std::string::npos || s.find('=') == std::string::npos) {

@@ -36,6 +36,9 @@ struct study_options {
   bool cosine_lr = true;        ///< --lr-decay cosine (default) or none
   std::size_t train_limit = 0;  ///< use the first N training examples (0: all)
   std::size_t test_limit = 0;
+  /// Hold out this many training examples and evaluate on them instead of
+  /// the test set (0: evaluate on the test set), for tuning knobs.
+  std::size_t validation = 0;
   std::vector<std::string> configs;  ///< empty: every configuration
   /// "CONFIG.KEY=VALUE" overrides of a configuration's knobs ("*" for all).
   std::vector<std::string> knob_overrides;

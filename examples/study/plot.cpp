@@ -47,6 +47,22 @@ std::string decade_label(int exponent)
   return std::to_string(rest == 0 ? 1 : rest == 1 ? 10 : 100) + " " + units[unit];
 }
 
+/// "1e-3": the label of a power of ten.
+std::string power_label(int exponent)
+{
+  return exponent == 0 ? std::string("1") : "1e" + std::to_string(exponent);
+}
+
+void write_file(const std::string& path, const std::string& text)
+{
+  std::ofstream file(path);
+  file << text;
+  file.flush();
+  if (!file) {
+    throw std::runtime_error(path + ": cannot be written");
+  }
+}
+
 }  // namespace
 
 void plot_accuracy_vs_bytes(const std::string& path, const std::string& title, const std::vector<run_result>& runs,
@@ -160,12 +176,106 @@ void plot_accuracy_vs_bytes(const std::string& path, const std::string& title, c
         << number(lines[i]->final_accuracy() * 100) << "%)</text>\n";
   }
   svg << "</svg>\n";
-  std::ofstream file(path);
-  file << svg.str();
-  file.flush();
-  if (!file) {
-    throw std::runtime_error(path + ": cannot be written");
+  write_file(path, svg.str());
+}
+
+void plot_consensus_vs_step(const std::string& path, const std::string& title, const std::vector<run_result>& runs,
+                            const std::string& partition)
+{
+  std::vector<const run_result*> lines;
+  for (const run_result& r : runs) {
+    if (r.partition == partition && r.decentralized && !r.curve.empty()) {
+      lines.push_back(&r);
+    }
   }
+  // Decades of distance (a zero distance cannot sit on a log axis and is
+  // left out); steps from 0 to the longest run.
+  double min_distance = INFINITY;
+  double max_distance = 0;
+  double max_step = 1;
+  for (const run_result* r : lines) {
+    for (const curve_point& p : r->curve) {
+      if (p.consensus_distance > 0 && std::isfinite(p.consensus_distance)) {
+        min_distance = std::min(min_distance, p.consensus_distance);
+        max_distance = std::max(max_distance, p.consensus_distance);
+      }
+      max_step = std::max(max_step, static_cast<double>(p.step));
+    }
+  }
+  if (!(max_distance > 0)) {
+    min_distance = 1;
+    max_distance = 10;
+  }
+  const int y_lo = static_cast<int>(std::floor(std::log10(min_distance)));
+  const int y_hi = std::max(y_lo + 1, static_cast<int>(std::ceil(std::log10(max_distance))));
+
+  constexpr double width = 980;
+  constexpr double height = 600;
+  constexpr double left = 70;
+  constexpr double right = 700;
+  constexpr double top = 50;
+  constexpr double bottom = 530;
+  const auto sx = [&](double step) { return left + step / max_step * (right - left); };
+  const auto sy = [&](double distance) {
+    return bottom - (std::log10(distance) - y_lo) / static_cast<double>(y_hi - y_lo) * (bottom - top);
+  };
+
+  std::ostringstream svg;
+  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
+      << "\" viewBox=\"0 0 " << width << ' ' << height << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      << "<defs><clipPath id=\"plot\"><rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << right - left
+      << "\" height=\"" << bottom - top << "\"/></clipPath></defs>\n"
+      << "<text x=\"" << (left + right) / 2 << "\" y=\"28\" text-anchor=\"middle\" font-size=\"15\">" << escape(title)
+      << "</text>\n";
+  for (int e = y_lo; e <= y_hi; ++e) {
+    const double y = sy(std::pow(10.0, e));
+    svg << "<line x1=\"" << left << "\" y1=\"" << number(y) << "\" x2=\"" << right << "\" y2=\"" << number(y)
+        << "\" stroke=\"#ddd\"/>\n<text x=\"" << left - 8 << "\" y=\"" << number(y + 4) << "\" text-anchor=\"end\">"
+        << power_label(e) << "</text>\n";
+  }
+  // About 8 step ticks at a round spacing.
+  const double raw = max_step / 8;
+  const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
+  const double spacing = raw / magnitude < 2 ? magnitude : raw / magnitude < 5 ? 2 * magnitude : 5 * magnitude;
+  for (double t = 0; t <= max_step + 1e-9; t += spacing) {
+    const double x = sx(t);
+    svg << "<line x1=\"" << number(x) << "\" y1=\"" << top << "\" x2=\"" << number(x) << "\" y2=\"" << bottom
+        << "\" stroke=\"#eee\"/>\n<text x=\"" << number(x) << "\" y=\"" << bottom + 18 << "\" text-anchor=\"middle\">"
+        << t << "</text>\n";
+  }
+  svg << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << right - left << "\" height=\"" << bottom - top
+      << "\" fill=\"none\" stroke=\"#333\"/>\n"
+      << "<text x=\"" << (left + right) / 2 << "\" y=\"" << bottom + 42
+      << "\" text-anchor=\"middle\">optimizer step (each worker)</text>\n"
+      << "<text transform=\"translate(20 " << (top + bottom) / 2
+      << ") rotate(-90)\" text-anchor=\"middle\">consensus distance (1/W) sum ||x_i - xbar||^2 (log scale)</text>\n";
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const char* colour = palette[i % palette_size];
+    svg << "<g clip-path=\"url(#plot)\" fill=\"none\" stroke=\"" << colour
+        << "\" stroke-width=\"2\"><polyline points=\"";
+    for (const curve_point& p : lines[i]->curve) {
+      if (p.consensus_distance > 0 && std::isfinite(p.consensus_distance)) {
+        svg << number(sx(static_cast<double>(p.step))) << ',' << number(sy(p.consensus_distance)) << ' ';
+      }
+    }
+    svg << "\"/>";
+    for (const curve_point& p : lines[i]->curve) {
+      if (p.consensus_distance > 0 && std::isfinite(p.consensus_distance)) {
+        svg << "<circle cx=\"" << number(sx(static_cast<double>(p.step))) << "\" cy=\""
+            << number(sy(p.consensus_distance)) << "\" r=\"2.2\" fill=\"" << colour << "\"/>";
+      }
+    }
+    svg << "</g>\n";
+    const double ly = top + 8 + 20.0 * static_cast<double>(i);
+    char last[32];
+    std::snprintf(last, sizeof last, "%.2g", lines[i]->final_consensus_distance());
+    svg << "<line x1=\"" << right + 20 << "\" y1=\"" << ly << "\" x2=\"" << right + 48 << "\" y2=\"" << ly
+        << "\" stroke=\"" << colour << "\" stroke-width=\"3\"/>\n<text x=\"" << right + 56 << "\" y=\"" << ly + 4
+        << "\">" << escape(lines[i]->config) << " (" << last << ")</text>\n";
+  }
+  svg << "</svg>\n";
+  write_file(path, svg.str());
 }
 
 }  // namespace study

@@ -150,17 +150,19 @@ void print_table(std::ostream& out, const std::vector<comparison>& rows, const s
   }
   out << "\n";
   char line[512];
-  std::snprintf(line, sizeof line, "%-17s %7s %7s %10s %8s %7s %10s %8s %8s %8s %8s %6s\n", "config", "final%", "best%",
-                "sent/rank", "vs dense", "steps>T", "sent>T", "saving>T", "compute", "codec", "comm@net", "syncs");
+  std::snprintf(line, sizeof line, "%-17s %7s %7s %10s %8s %7s %10s %8s %8s %8s %8s %8s %6s %9s\n", "config", "final%",
+                "best%", "sent/rank", "vs dense", "steps>T", "sent>T", "saving>T", "comm>T", "compute", "codec",
+                "comm@net", "syncs", "consensus");
   out << line;
   for (const comparison& row : rows) {
     const run_result& r = *row.run;
-    std::snprintf(line, sizeof line, "%-17s %7.2f %7.2f %10s %8s %7s %10s %8s %7.1fs %7.1fs %7.2fs %6llu%s\n",
+    std::snprintf(line, sizeof line, "%-17s %7.2f %7.2f %10s %8s %7s %10s %8s %8s %7.1fs %7.1fs %7.2fs %6llu %9.3g%s\n",
                   r.config.c_str(), r.final_accuracy() * 100, r.best_accuracy() * 100,
                   human_bytes(r.bytes_sent).c_str(), ratio_text(row.compression).c_str(),
                   row.hit ? std::to_string(row.hit->step).c_str() : "-",
                   row.hit ? human_bytes(row.hit->bytes_sent).c_str() : "-", ratio_text(row.saving_to_target).c_str(),
-                  r.compute_s, r.sync_cpu_s, r.comm_model_s, static_cast<unsigned long long>(r.exchanges),
+                  row.hit ? format("%.2fs", row.hit->comm_model_s).c_str() : "-", r.compute_s, r.sync_cpu_s,
+                  r.comm_model_s, static_cast<unsigned long long>(r.exchanges), r.final_consensus_distance(),
                   r.failure.empty() ? "" : "  FAILED");
     out << line;
   }
@@ -190,7 +192,8 @@ void write_results(const std::string& dir, const study_settings& s, const std::v
   std::ofstream csv = open(dir + "/results.csv");
   csv << "partition,config,knobs,steps,exchanges,final_accuracy,best_accuracy,bytes_sent_per_rank,"
          "bytes_received_per_rank,compression_vs_dense,target_accuracy,steps_to_target,bytes_to_target,"
-         "saving_vs_dense_to_target,comm_model_s,comm_model_s_to_target,compute_s,sync_cpu_s,wall_s,failure\n";
+         "saving_vs_dense_to_target,comm_model_s,comm_model_s_to_target,compute_s,sync_cpu_s,wall_s,failure,"
+         "decentralized,final_consensus_distance\n";
   for (const comparison& row : rows) {
     const run_result& r = *row.run;
     csv << r.partition << ',' << csv_field(r.config) << ',' << csv_field(row.knobs) << ',' << r.steps << ','
@@ -200,17 +203,20 @@ void write_results(const std::string& dir, const study_settings& s, const std::v
         << (row.hit ? std::to_string(row.hit->step) : "") << ',' << (row.hit ? format("%.0f", row.hit->bytes_sent) : "")
         << ',' << csv_optional(row.saving_to_target) << ',' << format("%.6f", r.comm_model_s) << ','
         << (row.hit ? format("%.6f", row.hit->comm_model_s) : "") << ',' << format("%.3f", r.compute_s) << ','
-        << format("%.3f", r.sync_cpu_s) << ',' << format("%.3f", r.wall_s) << ',' << csv_field(r.failure) << '\n';
+        << format("%.3f", r.sync_cpu_s) << ',' << format("%.3f", r.wall_s) << ',' << csv_field(r.failure) << ','
+        << (r.decentralized ? 1 : 0) << ',' << format("%.9e", r.final_consensus_distance()) << '\n';
   }
 
   std::ofstream curves = open(dir + "/curves.csv");
-  curves << "partition,config,step,epoch,bytes_sent_per_rank,accuracy,test_loss,train_loss,comm_model_s,compute_s\n";
+  // compute_s stays last: the one measured (not reproducible) column.
+  curves << "partition,config,step,epoch,bytes_sent_per_rank,accuracy,test_loss,train_loss,comm_model_s,"
+            "consensus_distance,compute_s\n";
   for (const run_result& r : runs) {
     for (const curve_point& p : r.curve) {
       curves << r.partition << ',' << csv_field(r.config) << ',' << p.step << ',' << format("%.4f", p.epoch) << ','
              << format("%.0f", p.bytes_sent) << ',' << format("%.6f", p.accuracy) << ',' << format("%.6f", p.test_loss)
              << ',' << format("%.6f", p.train_loss) << ',' << format("%.6f", p.comm_model_s) << ','
-             << format("%.4f", p.compute_s) << '\n';
+             << format("%.9g", p.consensus_distance) << ',' << format("%.4f", p.compute_s) << '\n';
     }
   }
 
@@ -221,8 +227,8 @@ void write_results(const std::string& dir, const study_settings& s, const std::v
        << ", \"epochs\": " << json_number(s.epochs) << ", \"eval_every\": " << s.eval_every << ", \"seed\": " << s.seed
        << ", \"gbps\": " << json_number(s.gbps) << ", \"latency_us\": " << json_number(s.latency_us)
        << ", \"dirichlet_alpha\": " << json_number(s.alpha) << ", \"train_examples\": " << s.train_examples
-       << ", \"test_examples\": " << s.test_examples << ", \"study_wall_s\": " << json_number(s.study_wall_s)
-       << "},\n  \"runs\": [";
+       << ", \"test_examples\": " << s.test_examples << ", \"evaluated_on\": " << json_string(s.evaluated_on)
+       << ", \"study_wall_s\": " << json_number(s.study_wall_s) << "},\n  \"runs\": [";
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const comparison& row = rows[i];
     const run_result& r = *row.run;
@@ -235,8 +241,10 @@ void write_results(const std::string& dir, const study_settings& s, const std::v
          << ", \"bytes_received_per_rank\": " << json_number(r.bytes_received)
          << ", \"compression_vs_dense\": " << json_optional(row.compression)
          << ", \"target_accuracy\": " << json_optional(row.target)
+         << ", \"decentralized\": " << (r.decentralized ? "true" : "false")
          << ", \"steps_to_target\": " << (row.hit ? std::to_string(row.hit->step) : "null")
          << ", \"bytes_to_target\": " << (row.hit ? json_number(row.hit->bytes_sent) : "null")
+         << ", \"comm_model_s_to_target\": " << (row.hit ? json_number(row.hit->comm_model_s) : "null")
          << ", \"saving_vs_dense_to_target\": " << json_optional(row.saving_to_target)
          << ", \"comm_model_s\": " << json_number(r.comm_model_s) << ", \"compute_s\": " << json_number(r.compute_s)
          << ", \"sync_cpu_s\": " << json_number(r.sync_cpu_s) << ", \"wall_s\": " << json_number(r.wall_s)
@@ -246,7 +254,7 @@ void write_results(const std::string& dir, const study_settings& s, const std::v
       json << (j == 0 ? "" : ", ") << "{\"step\": " << p.step << ", \"bytes_sent\": " << json_number(p.bytes_sent)
            << ", \"accuracy\": " << json_number(p.accuracy) << ", \"test_loss\": " << json_number(p.test_loss)
            << ", \"train_loss\": " << json_number(p.train_loss) << ", \"comm_model_s\": " << json_number(p.comm_model_s)
-           << "}";
+           << ", \"consensus_distance\": " << json_number(p.consensus_distance) << "}";
     }
     json << "]}";
   }

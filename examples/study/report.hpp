@@ -28,6 +28,7 @@ struct study_settings {
   double alpha = 0;
   std::size_t train_examples = 0;
   std::size_t test_examples = 0;
+  std::string evaluated_on = "test";  ///< or "validation" (--validation)
   double study_wall_s = 0;
 };
 

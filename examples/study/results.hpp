@@ -19,6 +19,9 @@ struct curve_point {
   double train_loss = 0;    ///< mean minibatch loss since the previous point
   double comm_model_s = 0;  ///< modelled communication time (terse::simulated_network)
   double compute_s = 0;     ///< measured CPU time of forward, backward and optimizer
+  /// (1/W) sum_i ||x_i - xbar||^2 over the workers' models, measured
+  /// exactly on the unmetered transport (neither counted nor modelled).
+  double consensus_distance = 0;
 };
 
 struct run_result {
@@ -30,14 +33,17 @@ struct run_result {
   std::uint64_t exchanges = 0;  ///< collective exchanges (rank 0's count; the same on every rank)
   double bytes_sent = 0;        ///< per worker, whole run
   double bytes_received = 0;
-  double compute_s = 0;     ///< per worker: forward, backward and optimizer (thread CPU time)
-  double sync_cpu_s = 0;    ///< per worker: CPU time inside terse calls (encode, decode, in-process reduction)
-  double comm_model_s = 0;  ///< per worker: modelled time of its communication at the study's bandwidth
-  double wall_s = 0;        ///< the run as a whole, all workers sharing this machine's cores
-  std::string failure;      ///< why the run stopped early (a terse::error, e.g. divergence); empty if it did not
+  double compute_s = 0;        ///< per worker: forward, backward and optimizer (thread CPU time)
+  double sync_cpu_s = 0;       ///< per worker: CPU time inside terse calls (encode, decode, in-process reduction)
+  double comm_model_s = 0;     ///< per worker: modelled time of its communication at the study's bandwidth
+  double wall_s = 0;           ///< the run as a whole, all workers sharing this machine's cores
+  bool decentralized = false;  ///< a terse::gossip row: no allreduce, each worker mixes with its neighbours
+  std::string failure;         ///< why the run stopped early (a terse::error, e.g. divergence); empty if it did not
   std::uint64_t failed_at_step = 0;  ///< the step that raised `failure`
   double final_accuracy() const { return curve.empty() ? 0.0 : curve.back().accuracy; }
   double best_accuracy() const;
+  /// The consensus distance at the last evaluation (0 without one).
+  double final_consensus_distance() const { return curve.empty() ? 0.0 : curve.back().consensus_distance; }
 };
 
 /// When a run first reached a target accuracy.

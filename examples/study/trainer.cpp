@@ -15,7 +15,7 @@ double thread_cpu_seconds()
 
 namespace detail {
 
-void append_point(const run_context& ctx, std::uint64_t step, const double (&sums)[7], run_result& result)
+void append_point(const run_context& ctx, std::uint64_t step, const double (&sums)[evaluation_sums], run_result& result)
 {
   const double workers = static_cast<double>(ctx.workers);
   const double examples = static_cast<double>(ctx.data->test.count);
@@ -28,6 +28,7 @@ void append_point(const run_context& ctx, std::uint64_t step, const double (&sum
       .train_loss = sums[6] > 0 ? sums[5] / sums[6] : 0.0,
       .comm_model_s = sums[3] / workers,
       .compute_s = sums[4] / workers,
+      .consensus_distance = sums[7] / workers,
   });
 }
 

@@ -5,11 +5,16 @@
 // shard, talking through terse::simulated_network<terse::metered<...>> so every byte
 // (monitoring included) is counted and its time on the modelled network
 // charged. The trainer owns the model, the optimizer and the data; terse
-// is called at its two hooks, after backward and after the optimizer step.
+// is called at its two hooks, after backward and after the optimizer step
+// (a terse::allreduce), or at the second alone (a terse::gossip: each
+// worker steps on its own gradient, then mixes its model with its
+// neighbours').
 
 #include <terse/collective/allreduce.hpp>
+#include <terse/collective/gossip.hpp>
 #include <terse/collective/layout.hpp>
 #include <terse/core/error.hpp>
+#include <terse/topology/graph.hpp>
 #include <terse/transport/local.hpp>
 #include <terse/transport/metered.hpp>
 #include <terse/transport/simulated_network.hpp>
@@ -21,6 +26,7 @@
 #include <cmath>
 #include <cstddef>
 #include <ctime>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -36,6 +42,14 @@ struct policies {
   Compressor compressor;
   Feedback feedback;
   Schedule schedule;
+};
+
+/// The decentralized collective one configuration composes: a terse::gossip
+/// mixing the parameters over `graph` after every optimizer step.
+template <class Mixer>
+struct gossip_policies {
+  terse::topology::graph graph;
+  Mixer mixer;
 };
 
 /// The transport stack of every worker over its base transport (terse's
@@ -61,13 +75,48 @@ struct worker_totals {
   double exchanges = 0;
 };
 
+/// Whether a collective is a terse::gossip (else a terse::allreduce).
+template <class Collective>
+struct is_gossip : std::false_type {
+};
+template <class Value, class Mixer, class Transport, class Schedule>
+struct is_gossip<terse::gossip<Value, Mixer, Transport, Schedule>> : std::true_type {
+};
+
+/// How many numbers evaluate() sums over the workers.
+inline constexpr std::size_t evaluation_sums = 8;
+
 /// Turns the sums evaluate() gathered into a point of the curve.
-void append_point(const run_context& ctx, std::uint64_t step, const double (&sums)[7], run_result& result);
+void append_point(const run_context& ctx, std::uint64_t step, const double (&sums)[evaluation_sums],
+                  run_result& result);
+
+/// The allreduce of a study::policies.
+template <class Transport, class Compressor, class Feedback, class Schedule>
+auto make_collective(Transport& network, const terse::layout& shape, const run_context& ctx,
+                     policies<Compressor, Feedback, Schedule> made)
+{
+  return terse::allreduce<Compressor, Feedback, Transport, Schedule>(
+      network, shape, terse::allreduce_config{.seed = ctx.seed, .check_finite = true}, std::move(made.compressor),
+      std::move(made.feedback), std::move(made.schedule));
+}
+
+/// The gossip of a study::gossip_policies. The plan check (an allreduce of
+/// two integers per round, on by default in debug builds) is off: every
+/// worker builds the same graph, and the bytes are the mixer's alone.
+template <class Transport, class Mixer>
+auto make_collective(Transport& network, const terse::layout& shape, const run_context& ctx,
+                     gossip_policies<Mixer> made)
+{
+  return terse::gossip<float, Mixer, Transport>(network, shape.total(), std::move(made.graph),
+                                                terse::gossip_options{.seed = ctx.seed, .check_plan = false},
+                                                std::move(made.mixer));
+}
 
 /// Evaluates the average of the workers' models on the test set (each
-/// worker scores a slice) and, on rank 0, appends the point to the curve.
-/// Runs on the raw base transport: evaluation traffic is not the
-/// algorithm's and is neither metered nor modelled.
+/// worker scores a slice) and, on rank 0, appends the point to the curve,
+/// with the consensus distance (1/W) sum_i ||x_i - xbar||^2, exactly. Runs
+/// on the raw base transport: evaluation and this probe are measurements,
+/// not the algorithm's traffic, and are neither metered nor modelled.
 template <class Base>
 void evaluate(Base& base, mlp& model, std::span<const float> parameters, std::vector<float>& average,
               const run_context& ctx, std::uint64_t step, const worker_totals& own, double& train_loss_sum,
@@ -79,8 +128,13 @@ void evaluate(Base& base, mlp& model, std::span<const float> parameters, std::ve
   const auto w = static_cast<std::size_t>(ctx.workers);
   const auto r = static_cast<std::size_t>(base.rank());
   const mlp::score score = model.evaluate(average, test, test.count * r / w, test.count * (r + 1) / w);
-  double sums[] = {score.correct, score.loss_sum, own.bytes_sent,  own.comm_model_s,
-                   own.compute_s, train_loss_sum, train_loss_count};
+  double distance = 0;
+  for (std::size_t i = 0; i < parameters.size(); ++i) {
+    const double d = static_cast<double>(parameters[i]) - static_cast<double>(average[i]);
+    distance += d * d;
+  }
+  double sums[evaluation_sums] = {score.correct, score.loss_sum, own.bytes_sent,   own.comm_model_s,
+                                  own.compute_s, train_loss_sum, train_loss_count, distance};
   base.allreduce(terse::host_span<double>(sums), terse::reduce_op::sum);
   train_loss_sum = 0;
   train_loss_count = 0;
@@ -99,10 +153,11 @@ void run_worker(Base& base, const run_context& ctx, const configuration& config,
   const double momentum = config.knob("momentum");
   const int rank = base.rank();
   study_transport<Base> network(terse::metered<Base&>(base), terse::network_model::gbps(ctx.gbps, ctx.latency_s));
-  auto made = make(config, ctx);
-  terse::allreduce<decltype(made.compressor), decltype(made.feedback), study_transport<Base>, decltype(made.schedule)>
-      sync(network, shape, terse::allreduce_config{.seed = ctx.seed, .check_finite = true}, std::move(made.compressor),
-           std::move(made.feedback), std::move(made.schedule));
+  auto sync = make_collective(network, shape, ctx, make(config, ctx));
+  constexpr bool decentralized = is_gossip<decltype(sync)>::value;
+  if (rank == 0) {
+    result.decentralized = decentralized;
+  }
 
   mlp model(ctx.widths);
   std::vector<float> parameters(shape.total());
@@ -125,7 +180,9 @@ void run_worker(Base& base, const run_context& ctx, const configuration& config,
     const double t0 = thread_cpu_seconds();
     const double loss = model.train_batch(parameters, gradients, ctx.data->train, batches.next());
     const double t1 = thread_cpu_seconds();
-    sync.on_gradients(terse::host_span<float>(gradients));
+    if constexpr (!decentralized) {
+      sync.on_gradients(terse::host_span<float>(gradients));  // gossip leaves each worker its own gradient
+    }
     const double t2 = thread_cpu_seconds();
     const double lr_now = ctx.lr_at(lr, step);
     const auto fl = static_cast<float>(lr_now);
@@ -158,7 +215,11 @@ void run_worker(Base& base, const run_context& ctx, const configuration& config,
       own.bytes_sent = static_cast<double>(sent.bytes_sent);
       own.bytes_received = static_cast<double>(sent.bytes_received);
       own.comm_model_s = network.modelled_seconds();
-      own.exchanges = static_cast<double>(sync.step());
+      if constexpr (decentralized) {
+        own.exchanges = static_cast<double>(sync.rounds());
+      } else {
+        own.exchanges = static_cast<double>(sync.step());
+      }
       evaluate(base, model, parameters, average, ctx, step + 1, own, train_loss_sum, train_loss_count, result);
     }
     if (rank == 0 && ctx.bar != nullptr) {
@@ -174,10 +235,11 @@ worker_totals mean_over_workers(const run_context& ctx, const std::vector<worker
 
 }  // namespace detail
 
-/// Trains with the policies `make(config, ctx)` returns (a study::policies)
-/// and returns what was measured. A terse::error during training (e.g. a
-/// diverged run's non-finite gradients) ends the run and is reported in
-/// `failure`, with the curve up to that point.
+/// Trains with the policies `make(config, ctx)` returns (a study::policies
+/// or a study::gossip_policies) and returns what was measured. A
+/// terse::error during training (e.g. a diverged run's non-finite gradients
+/// or a gossip's errc::diverged) ends the run and is reported in `failure`,
+/// with the curve up to that point.
 template <class Make>
 run_result train(const run_context& ctx, const configuration& config, Make make)
 {

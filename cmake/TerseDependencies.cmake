@@ -26,13 +26,35 @@ if(NOT TERSE_ENABLE_CUDA STREQUAL "OFF")
 endif()
 
 set(terse_has_mpi OFF)
+set(terse_mpi_is_smpi OFF)
 if(NOT TERSE_ENABLE_MPI STREQUAL "OFF")
-  if(TERSE_ENABLE_MPI STREQUAL "ON")
+  # SimGrid's smpicxx builds MPI in: its own mpi.h is on the include path and
+  # libsimgrid is linked by the wrapper, so terse::mpi needs nothing more, and
+  # FindMPI would at best pick an unrelated mpiexec (docs/simulation.md).
+  get_filename_component(terse_cxx_compiler_name "${CMAKE_CXX_COMPILER}" NAME)
+  get_filename_component(terse_cxx_compiler_dir "${CMAKE_CXX_COMPILER}" DIRECTORY)
+  if(terse_cxx_compiler_name MATCHES "^smpic(xx|\\+\\+)$")
+    include(CheckCXXSourceCompiles)
+    check_cxx_source_compiles("#include <mpi.h>
+#if !defined(SMPI_H)
+#error not SMPI
+#endif
+int main() { return 0; }" TERSE_COMPILER_IS_SMPI)
+    if(NOT TERSE_COMPILER_IS_SMPI)
+      message(FATAL_ERROR "${CMAKE_CXX_COMPILER} does not compile against SimGrid's SMPI mpi.h; "
+                          "install libsimgrid-dev or pick another compiler")
+    endif()
+    find_program(TERSE_SMPIRUN smpirun HINTS "${terse_cxx_compiler_dir}"
+                 DOC "SimGrid's launcher for programs built with smpicxx")
+    set(terse_has_mpi ON)
+    set(terse_mpi_is_smpi ON)
+  elseif(TERSE_ENABLE_MPI STREQUAL "ON")
     find_package(MPI REQUIRED COMPONENTS CXX)
+    set(terse_has_mpi ${MPI_CXX_FOUND})
   else()
     find_package(MPI COMPONENTS CXX)
+    set(terse_has_mpi ${MPI_CXX_FOUND})
   endif()
-  set(terse_has_mpi ${MPI_CXX_FOUND})
 endif()
 
-message(STATUS "terse: cuda=${terse_has_cuda} nccl=${terse_has_nccl} mpi=${terse_has_mpi}")
+message(STATUS "terse: cuda=${terse_has_cuda} nccl=${terse_has_nccl} mpi=${terse_has_mpi} smpi=${terse_mpi_is_smpi}")

@@ -27,6 +27,8 @@ terse_need_packages() {
 
 # The toolchain and libraries every build uses.
 terse_base_packages=(cmake ninja-build g++ doctest-dev libbenchmark-dev libopenmpi-dev openmpi-bin libopenblas-dev)
+# SimGrid's SMPI (smpicxx, smpirun) for the smpi preset.
+terse_smpi_packages=(libsimgrid-dev)
 # The training study (scripts/demo, tests/study): Fashion-MNIST, BLAS, zlib.
 terse_study_packages=(dataset-fashion-mnist libopenblas-dev zlib1g-dev)
 

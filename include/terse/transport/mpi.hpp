@@ -26,6 +26,7 @@
 #include <terse/transport/detail/mpi_fingerprint.hpp>
 #include <terse/transport/detail/mpi_layout.hpp>
 #include <terse/transport/detail/mpi_p2p.hpp>
+#include <terse/transport/detail/mpi_portability.hpp>
 #include <terse/transport/detail/mpi_requests.hpp>
 #include <terse/transport/detail/mpi_scratch.hpp>
 #include <terse/transport/detail/mpi_staging.hpp>
@@ -48,20 +49,34 @@ namespace terse {
 /// Starts MPI (MPI_Init_thread) unless it is already running, and stops it
 /// (MPI_Finalize) on destruction if this session started it. Make one at
 /// the top of main(), before any mpi_transport, and let it outlive them.
+///
+/// A transport needs no thread support from MPI: it is used by one thread
+/// at a time and every wait polls with MPI_Test, so MPI_THREAD_SINGLE (all
+/// that SimGrid's SMPI provides) is enough as long as one thread makes
+/// every MPI call. A program that calls a transport from several threads,
+/// one at a time, requires MPI_THREAD_SERIALIZED.
 class mpi_session {
  public:
-  /// @param required the thread support the program needs; a transport is
-  ///        used by one thread at a time, so MPI_THREAD_SERIALIZED suffices.
-  /// @throws terse::error(errc::unsupported) when MPI provides less.
-  explicit mpi_session(int required = MPI_THREAD_SERIALIZED) : mpi_session(nullptr, nullptr, required) {}
-  mpi_session(int* argc, char*** argv, int required = MPI_THREAD_SERIALIZED);
+  /// @param required the least thread support the program works with; less
+  ///        is errc::unsupported.
+  /// @param requested what MPI_Init_thread asks for (at least `required`):
+  ///        MPI_THREAD_SERIALIZED by default, so an MPI that offers it lets
+  ///        the program move a transport between threads.
+  /// @throws terse::error(errc::unsupported) when MPI provides less than
+  ///         `required`.
+  explicit mpi_session(int required = MPI_THREAD_SINGLE, int requested = MPI_THREAD_SERIALIZED)
+      : mpi_session(nullptr, nullptr, required, requested)
+  {
+  }
+  mpi_session(int* argc, char*** argv, int required = MPI_THREAD_SINGLE, int requested = MPI_THREAD_SERIALIZED);
   mpi_session(const mpi_session&) = delete;
   mpi_session& operator=(const mpi_session&) = delete;
   ~mpi_session();
 
   /// True when this session called MPI_Init_thread (and will finalize).
   bool owns_mpi() const noexcept { return owns_; }
-  /// The thread support MPI provides.
+  /// The thread support MPI provides (MPI_Init_thread's answer, or
+  /// MPI_Query_thread's when MPI was already running).
   int thread_level() const noexcept { return provided_; }
 
  private:

@@ -13,14 +13,14 @@ namespace terse {
 
 // --- mpi_session ---------------------------------------------------------------
 
-inline mpi_session::mpi_session(int* argc, char*** argv, int required)
+inline mpi_session::mpi_session(int* argc, char*** argv, int required, int requested)
 {
   int initialized = 0;
   TERSE_MPI_TRY(MPI_Initialized(&initialized));
   if (initialized != 0) {
     TERSE_MPI_TRY(MPI_Query_thread(&provided_));
   } else {
-    TERSE_MPI_TRY(MPI_Init_thread(argc, argv, required, &provided_));
+    TERSE_MPI_TRY(MPI_Init_thread(argc, argv, std::max(required, requested), &provided_));
     owns_ = true;
   }
   if (provided_ < required) {
@@ -30,7 +30,9 @@ inline mpi_session::mpi_session(int* argc, char*** argv, int required)
       owns_ = false;
     }
     TERSE_FAIL(errc::unsupported, "MPI provides thread level " + std::to_string(provided) + " but " +
-                                      std::to_string(required) + " was required");
+                                      std::to_string(required) +
+                                      " was required (MPI_THREAD_SINGLE is enough when one thread makes every MPI "
+                                      "call)");
   }
 }
 
@@ -63,21 +65,15 @@ inline mpi_transport::mpi_transport(MPI_Comm comm, transport_options options) : 
   // destroyed object.
   const clock::time_point deadline = detail::mpi::deadline_after(options_.timeout);
   auto handles = std::make_unique<MPI_Comm[]>(2);
-  MPI_Request dup[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
-  TERSE_MPI_TRY(MPI_Comm_idup(comm, &handles[0], &dup[0]));
-  TERSE_MPI_TRY(MPI_Comm_idup(comm, &handles[1], &dup[1]));
-  detail::mpi::poll_backoff backoff;
-  for (int done = 0;;) {
-    TERSE_MPI_TRY(MPI_Testall(2, dup, &done, MPI_STATUSES_IGNORE));
-    if (done != 0) {
-      break;
-    }
-    if (clock::now() >= deadline) {
+  try {
+    detail::mpi::duplicate_twice(comm, handles.get(), deadline,
+                                 "mpi_transport: not every rank of the communicator joined within " +
+                                     std::to_string(options_.timeout.count()) + " ms");
+  } catch (const error& e) {
+    if (e.code() == errc::timeout) {
       (void)handles.release();
-      TERSE_FAIL(errc::timeout, "mpi_transport: not every rank of the communicator joined within " +
-                                    std::to_string(options_.timeout.count()) + " ms");
     }
-    backoff.pause();
+    throw;
   }
   collective_comm_ = handles[0];
   p2p_comm_ = handles[1];

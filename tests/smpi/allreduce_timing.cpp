@@ -1,0 +1,102 @@
+// Time of one dense allreduce of n floats: terse's mpi_transport against the
+// MPI library's own MPI_Allreduce, on the same buffer in the same run. Under
+// smpirun MPI_Wtime reads simulated time, so the numbers are what the
+// platform file predicts (docs/simulation.md); under mpirun they are wall
+// time. Both results are checked against the exact sum, so a run on a new
+// platform file is also a correctness check. Rank 0 prints one line:
+//
+//   allreduce W=8 floats=1048576 repeats=3 terse_ms=... mpi_ms=...
+//
+// Usage: smpi_allreduce_timing [floats] [repeats]   (defaults: 2^20, 3)
+#include <terse/transport/mpi.hpp>
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+namespace {
+
+// Small integers, so every summation order gives the same exact float.
+float input(int rank, std::size_t i)
+{
+  return static_cast<float>((static_cast<std::size_t>(rank) * 7 + i) % 13);
+}
+
+bool exact(const std::vector<float>& sum, int world)
+{
+  for (std::size_t i = 0; i < sum.size(); ++i) {
+    float want = 0.0f;
+    for (int r = 0; r < world; ++r) {
+      want += input(r, i);
+    }
+    if (sum[i] != want) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The slowest rank's time per call, in milliseconds, of `repeats` calls of
+// `allreduce` after one warm-up call; the buffer is refilled before each.
+template <class Allreduce>
+double time_ms(std::vector<float>& buffer, int rank, int repeats, Allreduce&& allreduce)
+{
+  const auto refill = [&] {
+    for (std::size_t i = 0; i < buffer.size(); ++i) {
+      buffer[i] = input(rank, i);
+    }
+  };
+  refill();
+  allreduce();
+  double total = 0.0;
+  for (int k = 0; k < repeats; ++k) {
+    refill();
+    MPI_Barrier(MPI_COMM_WORLD);
+    const double start = MPI_Wtime();
+    allreduce();
+    total += MPI_Wtime() - start;
+  }
+  double slowest = 0.0;
+  MPI_Allreduce(&total, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return 1e3 * slowest / repeats;
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+  terse::mpi_session session(&argc, &argv);
+  const std::size_t floats = argc > 1 ? std::stoul(argv[1]) : std::size_t{1} << 20;
+  const int repeats = argc > 2 ? std::max(1, std::stoi(argv[2])) : 3;
+  int rank = 0;
+  int world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+
+  std::vector<float> buffer(floats);
+  int failures = 0;
+  double terse_ms = 0.0;
+  {
+    terse::mpi_transport transport(MPI_COMM_WORLD, terse::transport_options{.checked = false});
+    terse_ms = time_ms(buffer, rank, repeats,
+                       [&] { transport.allreduce(terse::host_span<float>(buffer), terse::reduce_op::sum); });
+    failures += exact(buffer, world) ? 0 : 1;
+  }
+  const double mpi_ms = time_ms(buffer, rank, repeats, [&] {
+    MPI_Allreduce(MPI_IN_PLACE, buffer.data(), static_cast<int>(buffer.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+  });
+  failures += exact(buffer, world) ? 0 : 2;
+
+  int worst = 0;
+  MPI_Allreduce(&failures, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  if (rank == 0) {
+    std::printf("allreduce W=%d floats=%zu repeats=%d terse_ms=%.3f mpi_ms=%.3f%s\n", world, floats, repeats, terse_ms,
+                mpi_ms, worst == 0 ? "" : " WRONG SUM");
+  }
+  return worst == 0 ? 0 : 1;
+}

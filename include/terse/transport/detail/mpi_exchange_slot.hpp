@@ -190,7 +190,11 @@ struct exchange_slot {
   {
     std::string ranks;
     const auto add = [&](int peer, const char* what) {
-      const std::string name = " " + std::to_string(peer) + what;
+      // Appended piecewise: GCC 12 at -O3 warns (-Wrestrict, a false
+      // positive) on `" " + std::to_string(...)`.
+      std::string name(1, ' ');
+      name += std::to_string(peer);
+      name += what;
       if (ranks.find(name) == std::string::npos) {
         ranks += name;
       }

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 namespace study {
 namespace {
@@ -63,6 +65,60 @@ void write_file(const std::string& path, const std::string& text)
   }
 }
 
+// The geometry both plots share: the plot area, and the legend to its right.
+constexpr double width = 980;
+constexpr double height = 600;
+constexpr double left = 70;
+constexpr double right = 700;
+constexpr double top = 50;
+constexpr double bottom = 530;
+
+/// The document, its white background, the plot area's clip path and the title.
+void open_svg(std::ostringstream& svg, const std::string& title)
+{
+  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
+      << "\" viewBox=\"0 0 " << width << ' ' << height << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      << "<defs><clipPath id=\"plot\"><rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << right - left
+      << "\" height=\"" << bottom - top << "\"/></clipPath></defs>\n"
+      << "<text x=\"" << (left + right) / 2 << "\" y=\"28\" text-anchor=\"middle\" font-size=\"15\">" << escape(title)
+      << "</text>\n";
+}
+
+/// The plot area's frame and the two axis labels.
+void frame_and_labels(std::ostringstream& svg, const std::string& x_label, const std::string& y_label)
+{
+  svg << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << right - left << "\" height=\"" << bottom - top
+      << "\" fill=\"none\" stroke=\"#333\"/>\n"
+      << "<text x=\"" << (left + right) / 2 << "\" y=\"" << bottom + 42 << "\" text-anchor=\"middle\">" << x_label
+      << "</text>\n"
+      << "<text transform=\"translate(20 " << (top + bottom) / 2 << ") rotate(-90)\" text-anchor=\"middle\">" << y_label
+      << "</text>\n";
+}
+
+/// Series `index`: a polyline with a dot per point (in pixels), clipped to
+/// the plot area, and its legend entry. Past the palette, lines are dashed.
+void draw_series(std::ostringstream& svg, std::size_t index, const std::vector<std::pair<double, double>>& points,
+                 const std::string& legend)
+{
+  const char* colour = palette[index % palette_size];
+  const bool dashed = index >= palette_size;
+  svg << "<g clip-path=\"url(#plot)\" fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"2\""
+      << (dashed ? " stroke-dasharray=\"5 3\"" : "") << "><polyline points=\"";
+  for (const auto& [x, y] : points) {
+    svg << number(x) << ',' << number(y) << ' ';
+  }
+  svg << "\"/>";
+  for (const auto& [x, y] : points) {
+    svg << "<circle cx=\"" << number(x) << "\" cy=\"" << number(y) << "\" r=\"2.2\" fill=\"" << colour << "\"/>";
+  }
+  svg << "</g>\n";
+  const double ly = top + 8 + 20.0 * static_cast<double>(index);
+  svg << "<line x1=\"" << right + 20 << "\" y1=\"" << ly << "\" x2=\"" << right + 48 << "\" y2=\"" << ly
+      << "\" stroke=\"" << colour << "\" stroke-width=\"3\"" << (dashed ? " stroke-dasharray=\"5 3\"" : "")
+      << "/>\n<text x=\"" << right + 56 << "\" y=\"" << ly + 4 << "\">" << escape(legend) << "</text>\n";
+}
+
 }  // namespace
 
 void plot_accuracy_vs_bytes(const std::string& path, const std::string& title, const std::vector<run_result>& runs,
@@ -100,25 +156,13 @@ void plot_accuracy_vs_bytes(const std::string& path, const std::string& title, c
   const double y_hi = std::min(100.0, std::ceil(best * 100 + 1));
   const double y_lo = std::max({0.0, std::floor(lowest * 100 - 1), y_hi - 30.0});
 
-  constexpr double width = 980;
-  constexpr double height = 600;
-  constexpr double left = 70;
-  constexpr double right = 700;
-  constexpr double top = 50;
-  constexpr double bottom = 530;
   const auto sx = [&](double bytes) {
     return left + (std::log10(bytes) - x_lo) / static_cast<double>(x_hi - x_lo) * (right - left);
   };
   const auto sy = [&](double accuracy) { return bottom - (accuracy * 100 - y_lo) / (y_hi - y_lo) * (bottom - top); };
 
   std::ostringstream svg;
-  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
-      << "\" viewBox=\"0 0 " << width << ' ' << height << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
-      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      << "<defs><clipPath id=\"plot\"><rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << right - left
-      << "\" height=\"" << bottom - top << "\"/></clipPath></defs>\n"
-      << "<text x=\"" << (left + right) / 2 << "\" y=\"28\" text-anchor=\"middle\" font-size=\"15\">" << escape(title)
-      << "</text>\n";
+  open_svg(svg, title);
   // Grid and ticks.
   for (int e = x_lo; e <= x_hi; ++e) {
     const double x = sx(std::pow(10.0, e));
@@ -138,12 +182,8 @@ void plot_accuracy_vs_bytes(const std::string& path, const std::string& title, c
         << "\" stroke=\"#ddd\"/>\n<text x=\"" << left - 8 << "\" y=\"" << number(y + 4) << "\" text-anchor=\"end\">"
         << a << "%</text>\n";
   }
-  svg << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << right - left << "\" height=\"" << bottom - top
-      << "\" fill=\"none\" stroke=\"#333\"/>\n"
-      << "<text x=\"" << (left + right) / 2 << "\" y=\"" << bottom + 42
-      << "\" text-anchor=\"middle\">bytes sent per worker (log scale; monitoring included)</text>\n"
-      << "<text transform=\"translate(20 " << (top + bottom) / 2
-      << ") rotate(-90)\" text-anchor=\"middle\">test accuracy of the averaged model</text>\n";
+  frame_and_labels(svg, "bytes sent per worker (log scale; monitoring included)",
+                   "test accuracy of the averaged model");
   if (target) {
     const double y = sy(*target);
     svg << "<line x1=\"" << left << "\" y1=\"" << number(y) << "\" x2=\"" << right << "\" y2=\"" << number(y)
@@ -152,28 +192,13 @@ void plot_accuracy_vs_bytes(const std::string& path, const std::string& title, c
   }
   // One polyline (and a dot per evaluation) per configuration.
   for (std::size_t i = 0; i < lines.size(); ++i) {
-    const char* colour = palette[i % palette_size];
-    const bool dashed = i >= palette_size;
-    svg << "<g clip-path=\"url(#plot)\" fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"2\""
-        << (dashed ? " stroke-dasharray=\"5 3\"" : "") << "><polyline points=\"";
+    std::vector<std::pair<double, double>> points;
     for (const curve_point& p : lines[i]->curve) {
       if (p.bytes_sent > 0) {
-        svg << number(sx(p.bytes_sent)) << ',' << number(sy(p.accuracy)) << ' ';
+        points.emplace_back(sx(p.bytes_sent), sy(p.accuracy));
       }
     }
-    svg << "\"/>";
-    for (const curve_point& p : lines[i]->curve) {
-      if (p.bytes_sent > 0) {
-        svg << "<circle cx=\"" << number(sx(p.bytes_sent)) << "\" cy=\"" << number(sy(p.accuracy))
-            << "\" r=\"2.2\" fill=\"" << colour << "\"/>";
-      }
-    }
-    svg << "</g>\n";
-    const double ly = top + 8 + 20.0 * static_cast<double>(i);
-    svg << "<line x1=\"" << right + 20 << "\" y1=\"" << ly << "\" x2=\"" << right + 48 << "\" y2=\"" << ly
-        << "\" stroke=\"" << colour << "\" stroke-width=\"3\"" << (dashed ? " stroke-dasharray=\"5 3\"" : "")
-        << "/>\n<text x=\"" << right + 56 << "\" y=\"" << ly + 4 << "\">" << escape(lines[i]->config) << " ("
-        << number(lines[i]->final_accuracy() * 100) << "%)</text>\n";
+    draw_series(svg, i, points, lines[i]->config + " (" + number(lines[i]->final_accuracy() * 100) + "%)");
   }
   svg << "</svg>\n";
   write_file(path, svg.str());
@@ -209,25 +234,13 @@ void plot_consensus_vs_step(const std::string& path, const std::string& title, c
   const int y_lo = static_cast<int>(std::floor(std::log10(min_distance)));
   const int y_hi = std::max(y_lo + 1, static_cast<int>(std::ceil(std::log10(max_distance))));
 
-  constexpr double width = 980;
-  constexpr double height = 600;
-  constexpr double left = 70;
-  constexpr double right = 700;
-  constexpr double top = 50;
-  constexpr double bottom = 530;
   const auto sx = [&](double step) { return left + step / max_step * (right - left); };
   const auto sy = [&](double distance) {
     return bottom - (std::log10(distance) - y_lo) / static_cast<double>(y_hi - y_lo) * (bottom - top);
   };
 
   std::ostringstream svg;
-  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
-      << "\" viewBox=\"0 0 " << width << ' ' << height << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
-      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      << "<defs><clipPath id=\"plot\"><rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << right - left
-      << "\" height=\"" << bottom - top << "\"/></clipPath></defs>\n"
-      << "<text x=\"" << (left + right) / 2 << "\" y=\"28\" text-anchor=\"middle\" font-size=\"15\">" << escape(title)
-      << "</text>\n";
+  open_svg(svg, title);
   for (int e = y_lo; e <= y_hi; ++e) {
     const double y = sy(std::pow(10.0, e));
     svg << "<line x1=\"" << left << "\" y1=\"" << number(y) << "\" x2=\"" << right << "\" y2=\"" << number(y)
@@ -244,35 +257,17 @@ void plot_consensus_vs_step(const std::string& path, const std::string& title, c
         << "\" stroke=\"#eee\"/>\n<text x=\"" << number(x) << "\" y=\"" << bottom + 18 << "\" text-anchor=\"middle\">"
         << t << "</text>\n";
   }
-  svg << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << right - left << "\" height=\"" << bottom - top
-      << "\" fill=\"none\" stroke=\"#333\"/>\n"
-      << "<text x=\"" << (left + right) / 2 << "\" y=\"" << bottom + 42
-      << "\" text-anchor=\"middle\">optimizer step (each worker)</text>\n"
-      << "<text transform=\"translate(20 " << (top + bottom) / 2
-      << ") rotate(-90)\" text-anchor=\"middle\">consensus distance (1/W) sum ||x_i - xbar||^2 (log scale)</text>\n";
+  frame_and_labels(svg, "optimizer step (each worker)", "consensus distance (1/W) sum ||x_i - xbar||^2 (log scale)");
   for (std::size_t i = 0; i < lines.size(); ++i) {
-    const char* colour = palette[i % palette_size];
-    svg << "<g clip-path=\"url(#plot)\" fill=\"none\" stroke=\"" << colour
-        << "\" stroke-width=\"2\"><polyline points=\"";
+    std::vector<std::pair<double, double>> points;
     for (const curve_point& p : lines[i]->curve) {
       if (p.consensus_distance > 0 && std::isfinite(p.consensus_distance)) {
-        svg << number(sx(static_cast<double>(p.step))) << ',' << number(sy(p.consensus_distance)) << ' ';
+        points.emplace_back(sx(static_cast<double>(p.step)), sy(p.consensus_distance));
       }
     }
-    svg << "\"/>";
-    for (const curve_point& p : lines[i]->curve) {
-      if (p.consensus_distance > 0 && std::isfinite(p.consensus_distance)) {
-        svg << "<circle cx=\"" << number(sx(static_cast<double>(p.step))) << "\" cy=\""
-            << number(sy(p.consensus_distance)) << "\" r=\"2.2\" fill=\"" << colour << "\"/>";
-      }
-    }
-    svg << "</g>\n";
-    const double ly = top + 8 + 20.0 * static_cast<double>(i);
     char last[32];
     std::snprintf(last, sizeof last, "%.2g", lines[i]->final_consensus_distance());
-    svg << "<line x1=\"" << right + 20 << "\" y1=\"" << ly << "\" x2=\"" << right + 48 << "\" y2=\"" << ly
-        << "\" stroke=\"" << colour << "\" stroke-width=\"3\"/>\n<text x=\"" << right + 56 << "\" y=\"" << ly + 4
-        << "\">" << escape(lines[i]->config) << " (" << last << ")</text>\n";
+    draw_series(svg, i, points, lines[i]->config + " (" + last + ")");
   }
   svg << "</svg>\n";
   write_file(path, svg.str());

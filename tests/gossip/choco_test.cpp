@@ -38,7 +38,6 @@ outcome run_choco(Codec codec, double gamma, int steps)
 {
   outcome out;
   const std::vector<double> mean0 = gossip_test::start_mean(ring_size, values);
-  double scale = 0;
   terse::run_local(ring_size, [&](terse::local_transport& t) {
     terse::gossip mix(t, values, terse::topology::ring(ring_size),
                       terse::mixer::choco<Codec>{.codec = codec, .gamma = gamma}, terse::elements<double>{});
@@ -50,14 +49,8 @@ outcome run_choco(Codec codec, double gamma, int steps)
     for (int s = 1; s <= steps; ++s) {
       mix.mix(host_span<double>(x));
       const double ratio = std::sqrt(mix.consensus_distance(host_span<const double>(x)) / d0);
-      mean = x;
-      t.allreduce(host_span<double>(mean), terse::reduce_op::average);
-      double drift = 0;
-      for (std::size_t i = 0; i < values; ++i) {
-        drift = std::max(drift, std::abs(mean[i] - mean0[i]));
-      }
+      const double drift = gossip_test::mean_drift(t, x, mean0, mean);
       if (t.rank() == 0) {
-        scale = peak[0];
         out.worst_drift = std::max(out.worst_drift, drift / peak[0]);
         out.final_ratio = ratio;
         if (out.steps < 0 && ratio < 1e-6) {
@@ -69,7 +62,6 @@ outcome run_choco(Codec codec, double gamma, int steps)
       }
     }
   });
-  (void)scale;
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <terse/collective/gossip.hpp>
 #include <terse/core/philox.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -52,6 +53,21 @@ inline double max_abs(const std::vector<double>& v)
     m = std::max(m, std::abs(x));
   }
   return m;
+}
+
+/// max_i |mean over ranks of x_i - mean0_i|: how far the ranks' mean has
+/// moved (a collective: every rank calls it; `scratch` holds the mean).
+template <class Transport>
+double mean_drift(Transport& t, const std::vector<double>& x, const std::vector<double>& mean0,
+                  std::vector<double>& scratch)
+{
+  scratch = x;
+  t.allreduce(terse::host_span<double>(scratch), terse::reduce_op::average);
+  double drift = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    drift = std::max(drift, std::abs(scratch[i] - mean0[i]));
+  }
+  return drift;
 }
 
 }  // namespace gossip_test

@@ -35,12 +35,7 @@ trace run_average(const terse::topology::graph& graph, std::size_t n, int rounds
     std::vector<double> mean(n);
     auto record = [&] {
       const double d = mix.consensus_distance(host_span<const double>(x));
-      mean = x;
-      t.allreduce(host_span<double>(mean), terse::reduce_op::average);
-      double drift = 0;
-      for (std::size_t i = 0; i < n; ++i) {
-        drift = std::max(drift, std::abs(mean[i] - mean0[i]));
-      }
+      const double drift = gossip_test::mean_drift(t, x, mean0, mean);
       if (t.rank() == 0) {
         out.distance.push_back(d);
         out.mean_drift.push_back(drift);

@@ -36,6 +36,7 @@
 #include <terse/collective/detail/choco_scale.hpp>
 #include <terse/collective/detail/consensus.hpp>
 #include <terse/collective/detail/gossip_frame.hpp>
+#include <terse/collective/detail/policy_arguments.hpp>
 #include <terse/collective/detail/state_snapshot.hpp>
 #include <terse/collective/detail/step_unit.hpp>
 #include <terse/collective/mixers.hpp>
@@ -152,20 +153,6 @@ struct gossip_arg_of<K, Default, A, Rest...> {
                                   typename gossip_arg_of<K, Default, Rest...>::type>;
 };
 
-template <class Want>
-Want pick_gossip_arg()
-{
-  return Want{};
-}
-template <class Want, class A, class... Rest>
-Want pick_gossip_arg(A&& a, Rest&&... rest)
-{
-  if constexpr (std::is_same_v<std::remove_cvref_t<A>, Want>) {
-    return Want(std::forward<A>(a));
-  } else {
-    return pick_gossip_arg<Want>(std::forward<Rest>(rest)...);
-  }
-}
 }  // namespace detail
 
 /// Mixes a vector of `Value`s with the neighbours of a topology round.
@@ -205,9 +192,9 @@ class gossip {
   template <class... Args>
   requires(sizeof...(Args) > 0 && detail::gossip_arguments<Args...>)
       gossip(Transport& transport, std::size_t count, topology::graph graph, Args&&... args)
-      : gossip(transport, count, std::move(graph), detail::pick_gossip_arg<gossip_options>(args...),
-               detail::pick_gossip_arg<Mixer>(std::forward<Args>(args)...),
-               detail::pick_gossip_arg<Schedule>(std::forward<Args>(args)...))
+      : gossip(transport, count, std::move(graph), detail::pick_policy<gossip_options>(args...),
+               detail::pick_policy<Mixer>(std::forward<Args>(args)...),
+               detail::pick_policy<Schedule>(std::forward<Args>(args)...))
   {
   }
 
@@ -300,7 +287,6 @@ class gossip {
   detail::gossip_header expected_{};
   bool own_non_finite_ = false;
   bool poisoned_ = false;  // NaN or Inf reached this rank; raised at the next probe
-  int poison_source_ = -1;
   topology::rank_round plan_;
   std::size_t frame_bytes_ = 0;
   std::vector<std::byte> send_frames_, recv_frames_;

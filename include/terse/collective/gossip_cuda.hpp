@@ -57,9 +57,8 @@ class staged_gossip {
   /// wrapped collective's schedule asks for it.
   sync_action on_parameters(device_span<value_type> parameters, stream_ref stream = {})
   {
-    sync_action action = sync_action::skip;
     download(parameters, stream);
-    action = inner_->on_parameters(host_span<value_type>(staging_.data(), parameters.size()));
+    const sync_action action = inner_->on_parameters(host_span<value_type>(staging_.data(), parameters.size()));
     if (action == sync_action::average) {
       upload(parameters, stream);
     }

@@ -18,7 +18,7 @@
 #include <terse/core/error.hpp>
 #include <terse/core/span.hpp>
 #include <terse/core/verbs.hpp>
-#include <terse/schedule/detail/ams_sketch.hpp>
+#include <terse/schedule/detail/fda_estimators.hpp>
 
 #include <cmath>
 #include <cstddef>
@@ -46,23 +46,22 @@ double exact_consensus_distance(Transport& transport, host_span<const T> x, std:
   return squares[0] / static_cast<double>(transport.size());
 }
 
+/// FDA's sketch estimator (schedule/detail/fda_estimators.hpp) applied to
+/// the models themselves: (1/W) Σ‖x_i‖² − ‖x̄‖²/(1 + ε).
 template <class T, class Transport>
 double sketched_consensus_distance(Transport& transport, host_span<const T> x, std::uint64_t seed, std::uint32_t rows,
                                    std::uint32_t columns, std::vector<double>& state, bool poison = false)
 {
-  state.assign(1 + static_cast<std::size_t>(rows) * columns + rows, 0.0);
-  const host_span<double> summary(state.data(), 1 + static_cast<std::size_t>(rows) * columns);
-  for (const T v : x) {
-    summary[0] += static_cast<double>(v) * static_cast<double>(v);
-  }
-  schedule::detail::ams_sketch_add(seed, rows, columns, x, summary.subspan(1, summary.size() - 1));
+  const std::size_t summary_size = 1 + static_cast<std::size_t>(rows) * columns;
+  state.resize(summary_size + rows);  // the summary, then the estimator's scratch
+  const host_span<double> summary(state.data(), summary_size);
+  schedule::detail::fda_sketch_state(x, seed, rows, columns, summary);
   if (poison) {
     summary[0] = std::numeric_limits<double>::quiet_NaN();
   }
   transport.allreduce(summary, reduce_op::average);
-  const double mean_squared = schedule::detail::ams_sketch_squared_norm(
-      summary.subspan(1, summary.size() - 1), rows, columns, host_span<double>(state.data() + summary.size(), rows));
-  return summary[0] - mean_squared / (1.0 + schedule::detail::ams_sketch_epsilon(columns));
+  return schedule::detail::fda_sketch_estimate(summary, rows, columns,
+                                               host_span<double>(state.data() + summary_size, rows));
 }
 
 /// Raises errc::diverged when a probe is not finite, or when it grew by

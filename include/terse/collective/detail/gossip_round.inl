@@ -182,21 +182,15 @@ void gossip<V, M, T, S>::wait(host_span<V> values)
     TERSE_CHECK(options_.probe_every != 0, errc::diverged,
                 "rank " + std::to_string(culprit) + " holds NaN or Inf at gossip round " + std::to_string(rounds_));
     poisoned_ = true;  // keep the rounds going so every rank learns at the next probe
-    poison_source_ = culprit;
   }
-  if (poisoned_) {
-    ++rounds_;
-    if (rounds_ % options_.probe_every == 0) {
-      probe(host_span<const V>(values.data(), values.size()));
+  if (!poisoned_) {  // a poisoned rank keeps its values as they were
+    if constexpr (is_choco) {
+      absorb_choco(values);
+    } else if constexpr (std::is_same_v<M, mixer::push_sum>) {
+      absorb_push_sum(values);
+    } else {
+      absorb_average(values);
     }
-    return;
-  }
-  if constexpr (is_choco) {
-    absorb_choco(values);
-  } else if constexpr (std::is_same_v<M, mixer::push_sum>) {
-    absorb_push_sum(values);
-  } else {
-    absorb_average(values);
   }
   ++rounds_;
   if (options_.probe_every != 0 && rounds_ % options_.probe_every == 0) {

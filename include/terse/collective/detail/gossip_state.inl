@@ -92,7 +92,6 @@ void gossip<V, M, T, S>::load(std::istream& in)
   }
   rounds_ = rounds;
   poisoned_ = false;
-  poison_source_ = -1;
   parameter_calls_ = parameter_calls;
   weight_ = weight;
   guard_.last = last_probe;

@@ -65,8 +65,11 @@ inline double fda_linear_estimate(host_span<const double> averaged) noexcept
   return averaged[0] - averaged[1] * averaged[1];
 }
 
-inline void fda_sketch_state(host_span<const float> delta, std::uint64_t seed, std::uint32_t rows,
-                             std::uint32_t columns, host_span<double> state) noexcept
+/// [‖v‖², AMS sketch of v] of float or double values (FDA's Δ, or a gossip
+/// rank's model for the sketched consensus distance).
+template <class Value>
+void fda_sketch_state(host_span<const Value> delta, std::uint64_t seed, std::uint32_t rows, std::uint32_t columns,
+                      host_span<double> state) noexcept
 {
   state[0] = squared_norm(delta);
   for (std::size_t i = 1; i < state.size(); ++i) {

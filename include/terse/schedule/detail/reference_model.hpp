@@ -40,11 +40,12 @@ inline double squared_distance(host_span<const float> a, host_span<const float> 
   return sum;
 }
 
-/// Σ a_i² in double.
-inline double squared_norm(host_span<const float> a) noexcept
+/// Σ a_i² in double (float or double values).
+template <class Value>
+double squared_norm(host_span<const Value> a) noexcept
 {
   double sum = 0;
-  for (const float v : a) {
+  for (const Value v : a) {
     sum += static_cast<double>(v) * static_cast<double>(v);
   }
   return sum;

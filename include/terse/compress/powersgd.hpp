@@ -267,7 +267,8 @@ struct basic_powersgd {
   {
     static_assert(Blas::available,
                   "compress::powersgd computes its host matrix products with BLAS: link terse::blas "
-                  "(find_package(terse COMPONENTS blas); Debian: apt-get install libopenblas-dev)");
+                  "(find_package(terse COMPONENTS blas); Debian: apt-get install libopenblas-dev), or without "
+                  "CMake define TERSE_WITH_BLAS=1 and link a CBLAS (-lopenblas)");
     TERSE_EXPECTS(rank >= 1, "powersgd needs rank >= 1");
   }
 };

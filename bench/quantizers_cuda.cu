@@ -75,12 +75,13 @@ struct kernels<terse::compress::cast<Storage>> {
   static void encode(const codec&, const float* in, std::size_t n, std::byte* out, cudaStream_t s,
                      terse::device_workspace& w)
   {
-    terse::detail::cast_encode_enqueue<Storage, false>(in, nullptr, nullptr, n, out + 24, s, w);
+    terse::detail::cast_encode_enqueue<Storage, false>(terse::compress::overflow::raise, in, nullptr, nullptr, n,
+                                                       out + 24, s, w);
   }
   static void decode(const codec&, const std::byte* payload, std::size_t n, float* acc, cudaStream_t s,
                      terse::device_workspace& w)
   {
-    terse::detail::cast_validate_enqueue<Storage>(payload + 24, n, s, w);
+    terse::detail::cast_validate_enqueue<Storage>(payload + 24, n, false, s, w);
     terse::detail::cast_decode_enqueue<Storage, true>(payload + 24, n, acc, s);
   }
 };

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "codec_test_support.hpp"
@@ -56,9 +57,10 @@ std::uint16_t expected_bits(float v)
 }
 
 template <class Storage>
-std::vector<std::uint16_t> encode_bits(const std::vector<float>& values)
+std::vector<std::uint16_t> encode_bits(const std::vector<float>& values,
+                                       terse::compress::overflow policy = terse::compress::overflow::saturate)
 {
-  const cast<Storage> codec;
+  const cast<Storage> codec{.on_overflow = policy};
   const auto payload = codec_test::encode(codec, terse::codec_context{}, values);
   REQUIRE(payload.size() == 24 + 2 * values.size());
   std::vector<std::uint16_t> bits(values.size());
@@ -189,9 +191,9 @@ TEST_CASE_TEMPLATE("cast: the summable path carries the payload's values", Stora
         terse::errc::invalid_argument);
 }
 
-TEST_CASE_TEMPLATE("cast: edge inputs round to nearest and saturate, never Inf", Storage, fp16, bf16)
+TEST_CASE_TEMPLATE("cast: edge inputs round to nearest and, when asked to, saturate, never Inf", Storage, fp16, bf16)
 {
-  const cast<Storage> codec;
+  const cast<Storage> codec{.on_overflow = terse::compress::overflow::saturate};
   for (const auto& input : codec_test::edge_inputs()) {
     CAPTURE(input.name);
     const auto decoded = codec_test::round_trip(codec, {}, input.values);
@@ -267,6 +269,75 @@ TEST_CASE_TEMPLATE("cast: encode_residual equals encode, decode and subtract, bi
 TEST_CASE("cast: parameters print")
 {
   std::ostringstream os;
-  os << cast_fp16{} << ' ' << cast_bf16{};
-  CHECK(os.str() == "cast<fp16>{} cast<bf16>{}");
+  os << cast_fp16{} << ' ' << cast_bf16{.on_overflow = terse::compress::overflow::infinity};
+  CHECK(os.str() == "cast<fp16>{on_overflow=raise} cast<bf16>{on_overflow=infinity}");
+}
+
+// The smallest magnitude that rounds to Inf, and the largest that does not.
+template <class Storage>
+std::pair<float, float> overflow_edge()
+{
+  if constexpr (std::is_same_v<Storage, fp16>) {
+    return {65520.0f, std::nextafter(65520.0f, 0.0f)};
+  } else {
+    return {from_bits(0x7f7f8000u), from_bits(0x7f7f7fffu)};
+  }
+}
+
+TEST_CASE_TEMPLATE("cast: overflow raises errc::non_finite by default, exactly from the first value that rounds to Inf",
+                   Storage, fp16, bf16)
+{
+  const auto [first_over, last_under] = overflow_edge<Storage>();
+  const cast<Storage> codec;
+  std::vector<float> values = codec_test::gradient_like(1000);
+  values[600] = -last_under;
+  std::vector<Storage> wire(values.size());
+  codec.encode_values({}, values, wire);  // the largest value that rounds to a finite one passes
+  CHECK(std::isfinite(static_cast<float>(wire[600])));
+  for (const float bad : {first_over, -first_over, 1e30f}) {
+    if (std::is_same_v<Storage, bf16> && bad == 1e30f) {
+      continue;  // in range for bf16
+    }
+    values[600] = bad;
+    CHECK(codec_test::error_code_of([&] { codec.encode_values({}, values, wire); }) == terse::errc::non_finite);
+    std::vector<std::byte> out(codec.max_encoded_bytes(values.size()));
+    CHECK(codec_test::error_code_of([&] { (void)codec.encode({}, values, out); }) == terse::errc::non_finite);
+  }
+}
+
+TEST_CASE_TEMPLATE("cast: overflow::infinity sends +-Inf, decodes it, and still refuses NaN", Storage, fp16, bf16)
+{
+  const auto [first_over, last_under] = overflow_edge<Storage>();
+  const cast<Storage> codec{.on_overflow = terse::compress::overflow::infinity};
+  const std::vector<float> values{1.0f, first_over, -first_over, last_under, -2.5f};
+  const auto bits = encode_bits<Storage>(values, terse::compress::overflow::infinity);
+  const auto decoded = codec_test::round_trip(codec, {}, values);
+  CHECK(decoded[0] == 1.0f);
+  CHECK(decoded[1] == INFINITY);
+  CHECK(decoded[2] == -INFINITY);
+  CHECK(std::isfinite(decoded[3]));
+  CHECK(decoded[4] == -2.5f);
+  // IEEE round to nearest even on every probe (numeric.hpp's conversions overflow to Inf).
+  const auto probes = probe_floats();
+  const auto probe_bits = encode_bits<Storage>(probes, terse::compress::overflow::infinity);
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    const std::uint16_t want = std::is_same_v<Storage, fp16> ? terse::detail::float_to_fp16_bits(probes[i])
+                                                             : terse::detail::float_to_bf16_bits(probes[i]);
+    differ += probe_bits[i] != want ? 1 : 0;
+  }
+  CHECK(differ == 0);
+  // a NaN pattern in a payload is malformed; an Inf is not under this policy
+  auto payload = codec_test::encode(codec, {}, values);
+  std::vector<float> acc(values.size(), 0.0f);
+  codec.decode_add({}, payload, acc);
+  CHECK(acc[1] == INFINITY);
+  const cast<Storage> strict;
+  CHECK(codec_test::error_code_of([&] { strict.decode_add({}, payload, acc); }) == terse::errc::malformed_payload);
+  payload[24 + 2 * 1] |= std::byte{0x01};  // Inf -> NaN (a mantissa bit)
+  CHECK(codec_test::error_code_of([&] { codec.decode_add({}, payload, acc); }) == terse::errc::malformed_payload);
+  // NaN input is still refused
+  const std::vector<float> nan{1.0f, NAN};
+  std::vector<Storage> wire(2);
+  CHECK(codec_test::error_code_of([&] { codec.encode_values({}, nan, wire); }) == terse::errc::non_finite);
 }

@@ -5,19 +5,26 @@
 /// allreduces the 16-bit values directly (accumulating in fp32).
 ///
 /// Rounding is to nearest even (the conversions of core/numeric.hpp, with
-/// F16C and AVX2 fast paths that give the same bits). Finite values beyond
-/// the storage range saturate at its largest finite value (±65504 for fp16,
-/// ±3.3895e38 for bf16) rather than becoming Inf; |v - decode(v)| <= half an
-/// ulp of the storage type below that range (2^-11 |v| for fp16 normals,
-/// 2^-8 |v| for bf16), and fp16 flushes nothing: tiny values become
+/// F16C and AVX2 fast paths that give the same bits); |v - decode(v)| <=
+/// half an ulp of the storage type within its range (2^-11 |v| for fp16
+/// normals, 2^-8 |v| for bf16), and fp16 flushes nothing: tiny values become
 /// subnormals or signed zero. NaN or Inf in the input: encode throws
 /// errc::non_finite.
 ///
+/// A finite value beyond the storage range (|v| >= 65520 for fp16, about
+/// 3.3961e38 for bf16: it would round to Inf) follows `on_overflow`
+/// (compress/overflow.hpp): `raise` (the default) throws errc::non_finite
+/// like a NaN, so a collective raises it on every rank; `infinity` sends
+/// +-Inf, so the average holds Inf for a loss scaler to see; `saturate`
+/// clamps to the largest finite value (+-65504, +-3.3895e38) silently.
+///
 /// Wire: the 24-byte header (codec cast_fp16 or cast_bf16, param 0,
 /// count n, aux 0), then n little-endian 16-bit values: 24 + 2n bytes.
-/// decode_add rejects a payload holding an Inf or NaN pattern.
+/// decode_add rejects a payload holding a NaN pattern, and an Inf unless
+/// `on_overflow` is `infinity`.
 
 #include <terse/compress/detail/cast_host.hpp>
+#include <terse/compress/overflow.hpp>
 #include <terse/compress/wire.hpp>
 #include <terse/core/error.hpp>
 #include <terse/core/numeric.hpp>
@@ -41,6 +48,12 @@ struct cast {
   static constexpr wire::codec_id id =
       std::is_same_v<Storage, fp16> ? wire::codec_id::cast_fp16 : wire::codec_id::cast_bf16;
   using wire_type = Storage;
+
+  /// What a finite value beyond the storage range becomes (see above).
+  overflow on_overflow = overflow::raise;
+
+  /// True when the average may hold Inf by design (error feedback refuses it).
+  bool passes_infinity() const noexcept { return on_overflow == overflow::infinity; }
 
   /// Exactly the payload size for n values: 24 + 2n.
   std::size_t max_encoded_bytes(std::size_t n) const noexcept { return wire::header_bytes + 2 * n; }
@@ -69,9 +82,9 @@ struct cast {
   void encode_values(const codec_context&, host_span<const float> in, host_span<Storage> wire) const
   {
     TERSE_EXPECTS(wire.size() == in.size(), "cast::encode_values: one wire value per input value");
-    const bool finite =
-        detail::cast_encode<Storage>(in.data(), nullptr, nullptr, in.size(), reinterpret_cast<std::byte*>(wire.data()));
-    TERSE_CHECK(finite, errc::non_finite, "cast: the input holds NaN or Inf (it must be finite)");
+    const bool finite = detail::cast_encode<Storage>(on_overflow, in.data(), nullptr, nullptr, in.size(),
+                                                     reinterpret_cast<std::byte*>(wire.data()));
+    TERSE_CHECK(finite, errc::non_finite, problem());
   }
 
   /// The summable path: out[i] = float(wire[i]) (overwrites out). Values
@@ -92,14 +105,20 @@ struct cast {
                 std::string(wire::to_string(id)) + " payload has nonzero parameter fields");
     wire::expect_length(payload, wire::checked_add(wire::header_bytes, wire::checked_mul(acc.size(), 2)), id);
     const std::byte* values = payload.data() + wire::header_bytes;
-    TERSE_CHECK(detail::cast_all_finite<Storage>(values, acc.size()), errc::malformed_payload,
-                std::string(wire::to_string(id)) + " payload holds an Inf or NaN value");
+    if (on_overflow == overflow::infinity) {
+      TERSE_CHECK(detail::cast_none_nan<Storage>(values, acc.size()), errc::malformed_payload,
+                  std::string(wire::to_string(id)) + " payload holds a NaN value");
+    } else {
+      TERSE_CHECK(detail::cast_all_finite<Storage>(values, acc.size()), errc::malformed_payload,
+                  std::string(wire::to_string(id)) + " payload holds an Inf or NaN value");
+    }
     detail::cast_decode<Storage, true>(values, acc.size(), acc.data());
   }
 
-  friend std::ostream& operator<<(std::ostream& os, const cast&)
+  friend std::ostream& operator<<(std::ostream& os, const cast& c)
   {
-    return os << (std::is_same_v<Storage, fp16> ? "cast<fp16>{}" : "cast<bf16>{}");
+    return os << (std::is_same_v<Storage, fp16> ? "cast<fp16>{on_overflow=" : "cast<bf16>{on_overflow=")
+              << c.on_overflow << '}';
   }
 
  private:
@@ -110,9 +129,20 @@ struct cast {
     TERSE_EXPECTS(out.size() >= bytes, "cast: the output holds " + std::to_string(out.size()) +
                                            " bytes; the payload needs " + std::to_string(bytes));
     wire::write_header(out, {.codec = id, .param = 0, .count = n, .aux = 0});
-    const bool finite = detail::cast_encode<Storage>(g, e_old, e_new, n, out.data() + wire::header_bytes);
-    TERSE_CHECK(finite, errc::non_finite, "cast: the input holds NaN or Inf (it must be finite)");
+    const bool finite = detail::cast_encode<Storage>(on_overflow, g, e_old, e_new, n, out.data() + wire::header_bytes);
+    TERSE_CHECK(finite, errc::non_finite, problem());
     return bytes;
+  }
+
+  std::string problem() const
+  {
+    if (on_overflow == overflow::raise) {
+      return std::string(wire::to_string(id)) +
+             ": the input holds NaN, Inf or a value beyond the storage range (|v| >= " +
+             (std::is_same_v<Storage, fp16> ? "65520" : "3.3961e38") +
+             "); set on_overflow = overflow::infinity to pass Inf to a loss scaler, or saturate to clamp";
+    }
+    return std::string(wire::to_string(id)) + ": the input holds NaN or Inf (it must be finite)";
   }
 };
 

@@ -1,8 +1,8 @@
 #pragma once
 /// @file
 /// Device `compress::cast<Storage>`: the host codec's bytes from device
-/// memory, with the same saturating round-to-nearest-even conversion
-/// (detail/cast_math.hpp). One thread converts eight values (two float4
+/// memory, with the same round-to-nearest-even conversion and overflow
+/// policy (detail/cast_math.hpp). One thread converts eight values (two float4
 /// loads, one 16-byte store where aligned). Decode checks every 16-bit
 /// value for Inf or NaN in one kernel before a second one adds into `acc`.
 /// The summable path (encode_values / decode_values) has device variants.
@@ -28,8 +28,9 @@ namespace terse::detail {
 inline constexpr int cast_threads = 256;
 
 /// Eight values per thread: out (16-bit storage at any alignment) from p =
-/// g (+ e_old), e_new = p - float(cast(p)); flags NaN or Inf.
-template <class Storage, bool Residual>
+/// g (+ e_old), e_new = p - float(cast(p)); flags NaN or Inf, and under
+/// overflow::raise a value beyond the storage range, as non-finite.
+template <class Storage, bool Residual, compress::overflow Policy>
 __global__ void __launch_bounds__(cast_threads)
     cast_encode_kernel(const float* g, const float* e_old, float* e_new, std::uint64_t n, std::byte* out,
                        std::uint32_t* status)
@@ -46,8 +47,12 @@ __global__ void __launch_bounds__(cast_threads)
   float residual[8];
   bool finite = true;
   for (unsigned k = 0; k < count; ++k) {
-    finite = finite && (float_bits(p[k]) & 0x7f800000u) != 0x7f800000u;
-    const std::uint16_t h = cast_rule<Storage>::encode(p[k]);
+    if constexpr (Policy == compress::overflow::raise) {
+      finite = finite && !cast_rule<Storage>::overflows(p[k]);
+    } else {
+      finite = finite && (float_bits(p[k]) & 0x7f800000u) != 0x7f800000u;
+    }
+    const std::uint16_t h = cast_encode_one<Storage, Policy>(p[k]);
     (k < 4 ? low : high) |= static_cast<std::uint64_t>(h) << (16 * (k % 4));
     if constexpr (Residual) {
       residual[k] = __fsub_rn(p[k], cast_rule<Storage>::decode(h));
@@ -89,10 +94,10 @@ __device__ inline void cast_load_halves(const std::byte* in, unsigned count, std
   }
 }
 
-/// Flags a payload value that is Inf or NaN.
+/// Flags a payload value that is NaN, or Inf unless `allow_infinity`.
 template <class Storage>
 __global__ void __launch_bounds__(cast_threads)
-    cast_validate_kernel(const std::byte* in, std::uint64_t n, std::uint32_t* status)
+    cast_validate_kernel(const std::byte* in, std::uint64_t n, bool allow_infinity, std::uint32_t* status)
 {
   const std::uint64_t i = (blockIdx.x * static_cast<std::uint64_t>(cast_threads) + threadIdx.x) * 8;
   if (i >= n) {
@@ -103,7 +108,9 @@ __global__ void __launch_bounds__(cast_threads)
   cast_load_halves(in + 2 * i, count, h);
   bool bad = false;
   for (unsigned k = 0; k < count; ++k) {
-    bad = bad || (h[k] & cast_rule<Storage>::exponent_mask) == cast_rule<Storage>::exponent_mask;
+    constexpr std::uint16_t mask = cast_rule<Storage>::exponent_mask;
+    const bool infinite = (h[k] & 0x7fffu) == mask;
+    bad = bad || ((h[k] & mask) == mask && !(allow_infinity && infinite));
   }
   if (bad) {
     atomicOr(status, quantizer_status_malformed);
@@ -132,34 +139,47 @@ __global__ void __launch_bounds__(cast_threads) cast_decode_kernel(const std::by
   quantizer_store_octet(out + i, count, v);
 }
 
-/// Enqueues the conversion of n values into 2n bytes at `values`;
-/// non-finite input sets a bit in the status word.
+/// Enqueues the conversion of n values into 2n bytes at `values` under
+/// `policy`; non-finite input (or, under raise, overflow) sets a bit in the
+/// status word.
 template <class Storage, bool Residual>
-void cast_encode_enqueue(const float* g, const float* e_old, float* e_new, std::uint64_t n, std::byte* values,
-                         cudaStream_t stream, device_workspace& workspace)
+void cast_encode_enqueue(compress::overflow policy, const float* g, const float* e_old, float* e_new, std::uint64_t n,
+                         std::byte* values, cudaStream_t stream, device_workspace& workspace)
 {
-  if (n != 0) {
-    cast_encode_kernel<Storage, Residual>
-        <<<quantizer_blocks(bucket_count(n, 8), cast_threads), cast_threads, 0, stream>>>(g, e_old, e_new, n, values,
-                                                                                          workspace.status());
-    TERSE_CUDA_TRY(cudaGetLastError());
+  if (n == 0) {
+    return;
   }
+  const auto launch = [&](auto kernel) {
+    kernel<<<quantizer_blocks(bucket_count(n, 8), cast_threads), cast_threads, 0, stream>>>(g, e_old, e_new, n, values,
+                                                                                            workspace.status());
+  };
+  switch (policy) {
+    case compress::overflow::infinity:
+      launch(cast_encode_kernel<Storage, Residual, compress::overflow::infinity>);
+      break;
+    case compress::overflow::saturate:
+      launch(cast_encode_kernel<Storage, Residual, compress::overflow::saturate>);
+      break;
+    case compress::overflow::raise: launch(cast_encode_kernel<Storage, Residual, compress::overflow::raise>); break;
+  }
+  TERSE_CUDA_TRY(cudaGetLastError());
 }
 
 template <class Storage, bool Residual>
-void cast_encode_device(const float* g, const float* e_old, float* e_new, std::uint64_t n, std::byte* values,
-                        cudaStream_t stream, device_workspace& workspace, const char* what)
+void cast_encode_device(compress::overflow policy, const float* g, const float* e_old, float* e_new, std::uint64_t n,
+                        std::byte* values, cudaStream_t stream, device_workspace& workspace, const char* what)
 {
-  cast_encode_enqueue<Storage, Residual>(g, e_old, e_new, n, values, stream, workspace);
+  cast_encode_enqueue<Storage, Residual>(policy, g, e_old, e_new, n, values, stream, workspace);
   quantizer_check_finite(workspace, stream, what);
 }
 
 /// Enqueues the Inf/NaN check of n payload values (status word).
 template <class Storage>
-void cast_validate_enqueue(const std::byte* values, std::uint64_t n, cudaStream_t stream, device_workspace& workspace)
+void cast_validate_enqueue(const std::byte* values, std::uint64_t n, bool allow_infinity, cudaStream_t stream,
+                           device_workspace& workspace)
 {
-  cast_validate_kernel<Storage>
-      <<<quantizer_blocks(bucket_count(n, 8), cast_threads), cast_threads, 0, stream>>>(values, n, workspace.status());
+  cast_validate_kernel<Storage><<<quantizer_blocks(bucket_count(n, 8), cast_threads), cast_threads, 0, stream>>>(
+      values, n, allow_infinity, workspace.status());
   TERSE_CUDA_TRY(cudaGetLastError());
 }
 
@@ -183,8 +203,8 @@ std::size_t cast_encode_payload(const compress::cast<Storage>& codec, device_spa
   quantizer_header_kernel<32><<<1, 32, 0, stream>>>(
       out.data(), quantizer_make_header({.codec = compress::cast<Storage>::id, .param = 0, .count = g.size()}));
   TERSE_CUDA_TRY(cudaGetLastError());
-  cast_encode_device<Storage, Residual>(g.data(), e_old, e_new, g.size(), out.data() + wire::header_bytes, stream,
-                                        workspace, "cast encode");
+  cast_encode_device<Storage, Residual>(codec.on_overflow, g.data(), e_old, e_new, g.size(),
+                                        out.data() + wire::header_bytes, stream, workspace, "cast encode");
   return bytes;
 }
 
@@ -214,11 +234,11 @@ std::size_t encode_residual(const compress::cast<Storage>& codec, const codec_co
 
 /// The summable path: `in` converted to 16-bit wire values (same length).
 template <class Storage>
-void encode_values(const compress::cast<Storage>&, const codec_context&, device_span<const float> in,
+void encode_values(const compress::cast<Storage>& codec, const codec_context&, device_span<const float> in,
                    device_span<Storage> wire, cudaStream_t stream, device_workspace& workspace)
 {
   TERSE_EXPECTS(wire.size() == in.size(), "cast encode_values: one wire value per input value");
-  detail::cast_encode_device<Storage, false>(in.data(), nullptr, nullptr, in.size(),
+  detail::cast_encode_device<Storage, false>(codec.on_overflow, in.data(), nullptr, nullptr, in.size(),
                                              reinterpret_cast<std::byte*>(wire.data()), stream, workspace,
                                              "cast encode_values");
 }
@@ -252,7 +272,7 @@ void decode_add(const compress::cast<Storage>& codec, const codec_context&, devi
     return;
   }
   const std::byte* values = payload.data() + wire::header_bytes;
-  detail::cast_validate_enqueue<Storage>(values, acc.size(), stream, workspace);
+  detail::cast_validate_enqueue<Storage>(values, acc.size(), codec.passes_infinity(), stream, workspace);
   workspace.check_status(stream, "cast decode");
   detail::cast_decode_enqueue<Storage, true>(values, acc.size(), acc.data(), stream);
 }

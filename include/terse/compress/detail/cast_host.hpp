@@ -1,7 +1,8 @@
 #pragma once
 /// @file
 /// Host loops of `compress::cast<Storage>`: convert (optionally with the
-/// residual), check 16-bit values, and add them into an accumulator. The
+/// residual) under an overflow policy, check 16-bit values, and add them
+/// into an accumulator. The
 /// F16C (fp16) and AVX2 (bf16) paths produce the same bits as the portable
 /// ones; the tests compare them on random bit patterns.
 ///
@@ -29,9 +30,10 @@ namespace terse::detail {
 inline constexpr std::size_t cast_chunk = 512;
 
 /// Converts n values (g, or g + e_old when e_old is set, writing
-/// e_new = p - float(cast(p))) into 2n bytes at `out`. Returns false if a
-/// value was NaN or Inf (the output is then unspecified).
-template <class Storage>
+/// e_new = p - float(cast(p))) into 2n bytes at `out` under `Policy`.
+/// Returns false if a value was NaN or Inf, or, under overflow::raise,
+/// beyond the storage range (the output is then unspecified).
+template <class Storage, compress::overflow Policy = compress::overflow::raise>
 bool cast_encode_portable(const float* g, const float* e_old, float* e_new, std::size_t n, std::byte* out) noexcept
 {
   using rule = cast_rule<Storage>;
@@ -42,8 +44,12 @@ bool cast_encode_portable(const float* g, const float* e_old, float* e_new, std:
     bool bad = false;
     for (std::size_t i = 0; i < count; ++i) {
       const float p = e_old == nullptr ? g[first + i] : g[first + i] + e_old[first + i];
-      bad |= (float_bits(p) & 0x7f800000u) == 0x7f800000u;
-      bits[i] = rule::encode(p);
+      if constexpr (Policy == compress::overflow::raise) {
+        bad |= rule::overflows(p);  // Inf and NaN included
+      } else {
+        bad |= (float_bits(p) & 0x7f800000u) == 0x7f800000u;
+      }
+      bits[i] = cast_encode_one<Storage, Policy>(p);
       if (e_new != nullptr) {
         e_new[first + i] = p - rule::decode(bits[i]);
       }
@@ -52,6 +58,23 @@ bool cast_encode_portable(const float* g, const float* e_old, float* e_new, std:
     std::memcpy(out + 2 * first, bits, 2 * count);
   }
   return finite;
+}
+
+/// True if none of the n 16-bit values at `in` is NaN (Inf allowed).
+template <class Storage>
+bool cast_none_nan(const std::byte* in, std::size_t n) noexcept
+{
+  constexpr std::uint16_t mask = cast_rule<Storage>::exponent_mask;
+  std::uint16_t bits[cast_chunk];
+  std::uint32_t bad = 0;
+  for (std::size_t first = 0; first < n; first += cast_chunk) {
+    const std::size_t count = std::min(cast_chunk, n - first);
+    std::memcpy(bits, in + 2 * first, 2 * count);
+    for (std::size_t i = 0; i < count; ++i) {
+      bad |= static_cast<std::uint32_t>((bits[i] & mask) == mask && (bits[i] & 0x7fffu) != mask);
+    }
+  }
+  return bad == 0;
 }
 
 /// True if none of the n 16-bit values at `in` is Inf or NaN.
@@ -88,18 +111,23 @@ void cast_decode_portable(const std::byte* in, std::size_t n, float* out) noexce
 
 #if TERSE_CAST_SIMD
 /// Eight values to 16-bit storage bits (in the low halves of int32 lanes
-/// for bf16, packed for fp16), and the non-finite check.
-template <class Storage>
+/// for bf16, packed for fp16): saturated unless `Policy` lets them round to Inf.
+template <class Storage, compress::overflow Policy>
 TERSE_FORCEINLINE __m128i cast8(__m256 p) noexcept
 {
+  constexpr bool saturate = Policy != compress::overflow::infinity;
   if constexpr (std::is_same_v<Storage, fp16>) {
-    const __m256 limit = _mm256_set1_ps(cast_rule<fp16>::max_finite);
-    const __m256 saturated = _mm256_min_ps(_mm256_max_ps(p, _mm256_set1_ps(-cast_rule<fp16>::max_finite)), limit);
-    return _mm256_cvtps_ph(saturated, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    if constexpr (saturate) {
+      const __m256 limit = _mm256_set1_ps(cast_rule<fp16>::max_finite);
+      p = _mm256_min_ps(_mm256_max_ps(p, _mm256_set1_ps(-cast_rule<fp16>::max_finite)), limit);
+    }
+    return _mm256_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   } else {
     const __m256i bits = _mm256_castps_si256(p);
-    const __m256i magnitude = _mm256_min_epu32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff)),
-                                               _mm256_set1_epi32(static_cast<int>(cast_rule<bf16>::max_finite_bits)));
+    __m256i magnitude = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff));
+    if constexpr (saturate) {
+      magnitude = _mm256_min_epu32(magnitude, _mm256_set1_epi32(static_cast<int>(cast_rule<bf16>::max_finite_bits)));
+    }
     const __m256i round = _mm256_add_epi32(_mm256_set1_epi32(0x7fff),
                                            _mm256_and_si256(_mm256_srli_epi32(magnitude, 16), _mm256_set1_epi32(1)));
     const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(magnitude, round), 16);
@@ -120,13 +148,16 @@ TERSE_FORCEINLINE __m256 widen8(__m128i h) noexcept
   }
 }
 
-template <class Storage>
+template <class Storage, compress::overflow Policy = compress::overflow::raise>
 bool cast_encode_simd(const float* g, const float* e_old, float* e_new, std::size_t n, std::byte* out) noexcept
 {
-  // fma(p, 0, check) stays 0 for finite p and becomes NaN for Inf or NaN.
+  // fma(p, 0, check) stays 0 for finite p and becomes NaN for Inf or NaN;
+  // under overflow::raise the largest magnitude seen is kept too.
   __m256 check0 = _mm256_setzero_ps();
   __m256 check1 = _mm256_setzero_ps();
+  __m256 largest = _mm256_setzero_ps();
   const __m256 zero = _mm256_setzero_ps();
+  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   std::size_t i = 0;
   for (; i + 16 <= n; i += 16) {
     __m256 p0 = _mm256_loadu_ps(g + i);
@@ -137,8 +168,11 @@ bool cast_encode_simd(const float* g, const float* e_old, float* e_new, std::siz
     }
     check0 = _mm256_fmadd_ps(p0, zero, check0);
     check1 = _mm256_fmadd_ps(p1, zero, check1);
-    const __m128i h0 = cast8<Storage>(p0);
-    const __m128i h1 = cast8<Storage>(p1);
+    if constexpr (Policy == compress::overflow::raise) {
+      largest = _mm256_max_ps(largest, _mm256_max_ps(_mm256_and_ps(p0, magnitude), _mm256_and_ps(p1, magnitude)));
+    }
+    const __m128i h0 = cast8<Storage, Policy>(p0);
+    const __m128i h1 = cast8<Storage, Policy>(p1);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * i), h0);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * i + 16), h1);
     if (e_new != nullptr) {
@@ -147,11 +181,14 @@ bool cast_encode_simd(const float* g, const float* e_old, float* e_new, std::siz
     }
   }
   alignas(32) float lanes[8];
+  alignas(32) float peaks[8];
   _mm256_store_ps(lanes, _mm256_add_ps(check0, check1));
-  bool finite = cast_encode_portable<Storage>(g + i, e_old == nullptr ? nullptr : e_old + i,
-                                              e_new == nullptr ? nullptr : e_new + i, n - i, out + 2 * i);
-  for (float lane : lanes) {
-    finite = finite && lane == 0.0f;
+  _mm256_store_ps(peaks, largest);
+  bool finite = cast_encode_portable<Storage, Policy>(g + i, e_old == nullptr ? nullptr : e_old + i,
+                                                      e_new == nullptr ? nullptr : e_new + i, n - i, out + 2 * i);
+  for (int k = 0; k < 8; ++k) {
+    finite =
+        finite && lanes[k] == 0.0f && !(Policy == compress::overflow::raise && cast_rule<Storage>::overflows(peaks[k]));
   }
   return finite;
 }
@@ -184,14 +221,29 @@ void cast_decode_simd(const std::byte* in, std::size_t n, float* out) noexcept
 }
 #endif
 
-template <class Storage>
+template <class Storage, compress::overflow Policy = compress::overflow::raise>
 bool cast_encode(const float* g, const float* e_old, float* e_new, std::size_t n, std::byte* out) noexcept
 {
 #if TERSE_CAST_SIMD
-  return cast_encode_simd<Storage>(g, e_old, e_new, n, out);
+  return cast_encode_simd<Storage, Policy>(g, e_old, e_new, n, out);
 #else
-  return cast_encode_portable<Storage>(g, e_old, e_new, n, out);
+  return cast_encode_portable<Storage, Policy>(g, e_old, e_new, n, out);
 #endif
+}
+
+/// cast_encode under the run-time `policy`.
+template <class Storage>
+bool cast_encode(compress::overflow policy, const float* g, const float* e_old, float* e_new, std::size_t n,
+                 std::byte* out) noexcept
+{
+  switch (policy) {
+    case compress::overflow::infinity:
+      return cast_encode<Storage, compress::overflow::infinity>(g, e_old, e_new, n, out);
+    case compress::overflow::saturate:
+      return cast_encode<Storage, compress::overflow::saturate>(g, e_old, e_new, n, out);
+    case compress::overflow::raise: break;
+  }
+  return cast_encode<Storage, compress::overflow::raise>(g, e_old, e_new, n, out);
 }
 
 template <class Storage>

@@ -105,6 +105,17 @@ concept residual_fusing_compressor = requires(C& c, const codec_context& ctx, ho
     } -> std::same_as<std::size_t>;
 };
 
+/// Optional: a codec whose payload for n values is always exactly
+/// `max_encoded_bytes(n)` bytes declares `static constexpr bool
+/// fixed_encoded_size = true` (top-k). A receiver then knows every payload's
+/// size before it arrives, so the sparse reduce-scatter of gather-only codecs
+/// sends no size announcements (two round trips instead of four).
+template <class C>
+concept fixed_size_compressor = compressor<C> && requires
+{
+  requires C::fixed_encoded_size;
+};
+
 // --- feedback ----------------------------------------------------------------
 
 template <class F>
@@ -203,6 +214,22 @@ template <class T>
 concept transport = transport_knows_its_rank<T> &&
     (collective_transport<T, memory_space::host> || collective_transport<T, memory_space::device> ||
      point_to_point_transport<T, memory_space::host> || point_to_point_transport<T, memory_space::device>);
+
+/// Sub-transports, like MPI_Comm_split: `split(colour, key)` (ranks of one
+/// colour >= 0 form a sub-transport ranked by (key, rank); a negative
+/// colour gives a transport of the rank alone) and `split_shared()` (the
+/// ranks that share a host), each collective and returning a transport.
+/// A hierarchical collective splits into intra-host and inter-host groups.
+template <class T>
+concept splittable_transport = transport<T> && requires(T& t, int colour, int key)
+{
+  {
+    t.split(colour, key)
+    } -> transport;
+  {
+    t.split_shared()
+    } -> transport;
+};
 
 // --- schedule ------------------------------------------------------------------
 
@@ -320,6 +347,25 @@ consteval bool check_exchanging_transport()
                 "`exchange_id start_exchange(host_span<const outgoing<>>, host_span<const incoming<>>, int tag)`, "
                 "`bool test(exchange_id)` and `void wait(exchange_id)` (see terse/core/exchange.hpp)");
   return exchanging_transport<T, Space>;
+}
+
+template <class T>
+consteval bool check_splittable_transport()
+{
+  static_assert(transport_knows_its_rank<T>, "terse transport: add `int rank() const` and `int size() const`");
+  static_assert(
+      requires(T & t, int colour, int key) { t.split(colour, key); },
+      "terse transport: this collective builds sub-groups: add `Sub split(int colour, int key)` (collective; "
+      "ranks of one colour >= 0 form a transport ranked by (key, rank), a negative colour gives a "
+      "transport of this rank alone)");
+  static_assert(
+      requires(T & t) { t.split_shared(); },
+      "terse transport: add `Sub split_shared()` (collective) returning a transport over the ranks that "
+      "share this rank's host");
+  static_assert(splittable_transport<T>,
+                "terse transport: split(colour, key) and split_shared() must return a transport (rank(), size() "
+                "and collective or point-to-point verbs)");
+  return splittable_transport<T>;
 }
 
 template <class S>

@@ -30,6 +30,15 @@
 ///   silent rank and time out when `plan.delay` is longer than their timeout
 ///   (a shorter one lets run_local report the throw first).
 /// Every other rank forwards untouched.
+///
+/// `split(colour, key)` and `split_shared()` (when `Inner` has them) return a
+/// `faulty` over the inner transport's sub-transport, held by value: the
+/// same fault for the same process, i.e. on the rank that is `plan.rank`
+/// here the sub-transport's plan names its sub rank (on every other rank it
+/// names none), with the same kind, delay and at_call counted over the
+/// sub-transport's own calls from zero. The fault can therefore fire once on
+/// each transport. A rank a `kill` or `silent` fault stopped cannot split
+/// (errc::peer_failed); the split itself is not a counted call.
 
 #include <terse/core/error.hpp>
 #include <terse/transport/detail/decorator_base.hpp>
@@ -152,6 +161,19 @@ class faulty : public detail::decorator_base<faulty<Inner>, Inner> {
         TERSE_FAIL(errc::timeout, what + ": the rank stayed silent for " + std::to_string(plan_.delay.count()) + " ms");
     }
     TERSE_FAIL(errc::invalid_argument, "fault_plan.kind is not a fault_kind");
+  }
+
+  template <class Forward>
+  auto intercept_split(Forward& forward)
+  {
+    if (dead_) {
+      TERSE_FAIL(errc::peer_failed, "rank " + std::to_string(this->rank()) + " was stopped by an injected " +
+                                        std::string(to_string(plan_.kind)) + " fault; it cannot split");
+    }
+    auto sub = forward();
+    fault_plan plan = plan_;
+    plan.rank = this->rank() == plan_.rank ? sub.rank() : -1;
+    return faulty<decltype(sub)>(std::move(sub), plan);
   }
 
   fault_plan plan_;

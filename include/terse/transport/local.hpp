@@ -4,7 +4,7 @@
 /// transport (the embedded default for tests, demos and single-machine
 /// studies), not a mock: ranks rendezvous, read each other's buffers and
 /// honour the same timeouts, checks and failure rules as MPI and NCCL.
-/// (Just over 400 lines: one short body per verb.)
+/// (Over 400 lines: one short body per verb, and split.)
 ///
 /// @code
 /// terse::run_local(8, [&](terse::local_transport& t) {
@@ -22,6 +22,7 @@
 #include <terse/transport/detail/partition.hpp>
 #include <terse/transport/detail/reduce.hpp>
 
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -96,7 +97,7 @@ class local_transport {
     detail::reduce_rank_order<T>(
         op, size(), own.count, [&](int r) { return input<T>(r, seq) + begin; }, size(),
         [&](int r) { return output<T>(r, seq) + begin; });
-    state_->rendezvous(rank_, verb::allreduce);  // peers still read our input until here
+    state_->leave(rank_, verb::allreduce);  // peers still read our input until here
   }
 
   /// In-place allreduce.
@@ -126,7 +127,7 @@ class local_transport {
     const std::size_t begin = block * static_cast<std::size_t>(rank_);
     detail::reduce_rank_order<T>(
         op, size(), block, [&](int r) { return input<T>(r, seq) + begin; }, 1, [&](int) { return out.data(); });
-    state_->rendezvous(rank_, verb::reduce_scatter);
+    state_->leave(rank_, verb::reduce_scatter);
   }
 
   /// Block r of `out` = rank r's `in`. `in` may be this rank's block of `out`.
@@ -148,7 +149,7 @@ class local_transport {
     for (int r = 0; r < size(); ++r) {
       copy(input<T>(r, seq), out.data() + block * static_cast<std::size_t>(r), block);
     }
-    state_->rendezvous(rank_, verb::allgather);
+    state_->leave(rank_, verb::allgather);
   }
 
   /// Rank r's `in` lands at offset sum(counts[0..r)) of `out`.
@@ -177,7 +178,7 @@ class local_transport {
       copy(input<T>(r, seq), out.data() + offset, count);
       offset += count;
     }
-    state_->rendezvous(rank_, verb::allgatherv);
+    state_->leave(rank_, verb::allgatherv);
   }
 
   /// Every rank's `buffer` becomes root's.
@@ -195,7 +196,7 @@ class local_transport {
     if (rank_ != root) {
       copy(input<T>(root, seq), buffer.data(), buffer.size());
     }
-    state_->rendezvous(rank_, verb::broadcast);
+    state_->leave(rank_, verb::broadcast);
   }
 
   /// Buffered: returns once the message is queued, without waiting for the
@@ -245,9 +246,54 @@ class local_transport {
     enter(call, nullptr, nullptr, nullptr, {});
   }
 
+  /// Collective over this transport (every rank calls it, within
+  /// options().timeout). Ranks passing the same colour (>= 0) form one
+  /// sub-transport, ranked by (key, parent rank); a negative colour gives a
+  /// transport of this rank alone (size 1). The sub-transport is a new
+  /// in-process world shared by the group's threads, with this world's
+  /// options, linked to this one: if either breaks (a timeout, a rank's
+  /// abort, run_local reporting a thrown rank), both do, and ranks waiting
+  /// in either get errc::peer_failed at once. Costs one allgather of three
+  /// integers; the sub-world's verbs allocate nothing once warm, as here.
+  local_transport split(int colour, int key) { return split_by(split_kind::by_colour, colour, key); }
+
+  /// Ranks that share a host: every rank, since the threads share one
+  /// process (split(0, rank())).
+  local_transport split_shared() { return split_by(split_kind::shared, 0, rank_); }
+
  private:
   friend class local_world;
   local_transport(std::shared_ptr<detail::local_state> state, int rank) : state_(std::move(state)), rank_(rank) {}
+
+  enum class split_kind : std::int64_t { by_colour = 0x5e11, shared = 0x5e12 };
+
+  local_transport split_by(split_kind kind, int colour, int key)
+  {
+    const std::int64_t mine[3] = {static_cast<std::int64_t>(kind), colour, key};
+    std::vector<std::int64_t> all(3 * static_cast<std::size_t>(size()));
+    allgather<std::int64_t, memory_space::host>(host_span<const std::int64_t>(mine, 3), host_span<std::int64_t>(all));
+    // The allgather's call number is the same on every rank: it names this split.
+    const std::uint64_t split_id = sequence_ - 1;
+    const auto at = [&](int r, int field) {
+      return all[3 * static_cast<std::size_t>(r) + static_cast<std::size_t>(field)];
+    };
+    int members = 0;
+    int position = 0;
+    for (int r = 0; r < size(); ++r) {
+      if (at(r, 0) != mine[0]) {
+        TERSE_FAIL(errc::mismatch, "rank " + std::to_string(r) + " did not call the same split as rank " +
+                                       std::to_string(rank_) + " (split and split_shared, or split and allgather)");
+      }
+      if (colour >= 0 && at(r, 1) == colour) {
+        ++members;
+        position += at(r, 2) < key || (at(r, 2) == key && r < rank_) ? 1 : 0;
+      }
+    }
+    if (colour < 0) {
+      return local_transport(state_->join_split(split_id, -1, 1), 0);
+    }
+    return local_transport(state_->join_split(split_id, colour, members), position);
+  }
 
   template <memory_space S>
   static constexpr void host_only()

@@ -30,6 +30,10 @@
 ///   this rank itself are free. Counted when start_exchange returns.
 /// A world of one rank moves nothing. A call is counted when it returns:
 /// one that throws moved nothing certain and is not counted.
+///
+/// `split(colour, key)` and `split_shared()` (when `Inner` has them) return a
+/// `metered` over the inner transport's sub-transport, held by value, with
+/// counters of its own starting at zero; the split itself is not counted.
 
 #include <terse/core/verbs.hpp>
 #include <terse/transport/detail/decorator_base.hpp>
@@ -142,6 +146,13 @@ class metered : public detail::decorator_base<metered<Inner>, Inner> {
     ++counter.calls;
     counter.bytes_sent += moved.sent;
     counter.bytes_received += moved.received;
+  }
+
+  // A sub-transport counts its own traffic from zero.
+  template <class Forward>
+  auto intercept_split(Forward& forward)
+  {
+    return metered<decltype(forward())>(forward());
   }
 
   meter counts_;

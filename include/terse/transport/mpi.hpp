@@ -120,6 +120,12 @@ class mpi_transport {
   explicit mpi_transport(MPI_Comm comm = MPI_COMM_WORLD, transport_options options = {});
   mpi_transport(const mpi_transport&) = delete;
   mpi_transport& operator=(const mpi_transport&) = delete;
+  /// Takes over `other`'s communicators, requests and buffers (MPI holds
+  /// pointers only into heap memory, which does not move). `other` is left
+  /// empty: unhealthy, it may only be destroyed (freeing nothing) or
+  /// assigned to.
+  mpi_transport(mpi_transport&& other) noexcept;
+  mpi_transport& operator=(mpi_transport&& other) noexcept;
   /// Waits (at most min(timeout, 10 s)) for requests a failed call left
   /// behind, then frees the communicators. Never throws.
   ~mpi_transport();
@@ -196,6 +202,24 @@ class mpi_transport {
   /// Polls `id` until it completes or its deadline passes.
   void wait(exchange_id id);
 
+  /// Collective over this transport (every rank calls it, within
+  /// options().timeout). Ranks passing the same colour (>= 0) form one
+  /// sub-transport, ranked by (key, parent rank); a negative colour gives a
+  /// transport of this rank alone (size 1). The ranks first agree under the
+  /// deadline (an allgather of (colour, key), then a confirming round of
+  /// point-to-point messages), so a dead or late peer is errc::timeout,
+  /// never a hang there; then MPI_Comm_split runs (blocking: every rank has
+  /// just shown it is alive) and the sub-transport is built on the new
+  /// communicator (duplicated twice, as any mpi_transport, then freed) with
+  /// this transport's options and max_chunk_elements. Throws errc::mismatch
+  /// on every rank when the ranks made different split calls (split on
+  /// some, split_shared on others).
+  mpi_transport split(int colour, int key);
+  /// The ranks that share this rank's host (MPI_Comm_split_type with
+  /// MPI_COMM_TYPE_SHARED), ranked by their rank here; agreed on first like
+  /// split.
+  mpi_transport split_shared();
+
  private:
   using clock = detail::mpi::clock;
   using fingerprint = detail::mpi::call_fingerprint;
@@ -205,6 +229,10 @@ class mpi_transport {
   static constexpr int gather_tag = 2;
   static constexpr int broadcast_scatter_tag = 3;
   static constexpr int broadcast_gather_tag = 4;
+  static constexpr int split_confirm_tag = 5;
+  // The first word of a split's allgather: which split call a rank made.
+  static constexpr std::int64_t split_by_colour_kind = 0x5e11;
+  static constexpr std::int64_t split_shared_kind = 0x5e12;
   // Words of the control block: fingerprint {w,-w} out and in, two p2p headers.
   static constexpr int fingerprint_words = 2 * fingerprint::words;
   static constexpr int control_words = 2 * fingerprint_words + 2 * detail::mpi::header_words;
@@ -219,6 +247,9 @@ class mpi_transport {
   [[noreturn]] void timed_out(std::string_view what, const std::string& pending);
   void abandon_all() noexcept;
   fingerprint make_fingerprint(verb what) const noexcept;
+  std::vector<std::int64_t> agree_on_split(std::int64_t kind, int colour, int key);
+  mpi_transport adopt_split(MPI_Comm made);
+  void swap_with(mpi_transport& other) noexcept;
 
   template <class T>
   void post_recv(T* data, std::size_t count, int peer, int tag);
@@ -255,7 +286,6 @@ class mpi_transport {
   // MPI still owns them when the transport goes away.
   std::unique_ptr<std::int64_t[]> control_;
   detail::mpi::scratch_buffer contributions_;  // the W-1 contributions to this rank's block
-  detail::mpi::scratch_buffer drain_;          // mismatched point-to-point messages, discarded
   detail::mpi::staging_buffers staging_;       // device spans, through pinned host memory
   // On the heap so it can be leaked if MPI still owns its header words.
   std::unique_ptr<detail::mpi::exchange_table> exchanges_;

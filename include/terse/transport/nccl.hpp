@@ -353,6 +353,28 @@ class nccl_transport {
   /// first finishes what was enqueued before it, as in synchronize()).
   void wait(exchange_id id);
 
+  // --- sub-transports --------------------------------------------------------------
+
+  /// Collective over this transport (every rank calls it, within
+  /// options().timeout). Ranks passing the same colour (>= 0) form one
+  /// sub-transport, ranked by (key, parent rank), through ncclCommSplit; a
+  /// negative colour gives a transport of this rank alone (size 1): the
+  /// rank takes part in the split with NCCL_SPLIT_NOCOLOR (which gives no
+  /// communicator) and then makes a one-rank communicator of its own
+  /// (ncclGetUniqueId + ncclCommInitRankConfig). The sub-transport owns its
+  /// non-blocking communicator, on this transport's device and stream, with
+  /// its options. Checked mode first compares the call across ranks (a
+  /// split against another verb is errc::mismatch); the split is then
+  /// polled against the deadline (errc::timeout breaks this transport; the
+  /// half-made communicator is left to NCCL). A communicator passed in
+  /// blocking may block inside ncclCommSplit, as in its other calls. Needs
+  /// NCCL 2.18 (errc::unsupported before).
+  nccl_transport split(int colour, int key);
+  /// The ranks that share this rank's host, ranked by their rank here:
+  /// NCCL has no split by host, so the ranks allgather their host names
+  /// (gethostname) on the device and split by the lowest rank of each name.
+  nccl_transport split_shared();
+
  private:
   // Slots of the checked-mode scratch: a collective uses [0, 2); a
   // point-to-point call sends [0] and [1] and receives into [2] and [3].
@@ -460,6 +482,9 @@ class nccl_transport {
   [[noreturn]] void break_down(errc code, const std::string& message);
 
   void break_quietly() noexcept;
+
+  /// The split itself: `colour` (NCCL_SPLIT_NOCOLOR for a rank alone).
+  nccl_transport split_communicator(int colour, int key);
 
   void release() noexcept;
 

@@ -43,8 +43,21 @@
 /// is false until the inner exchange completed and that time has passed,
 /// and wait() sleeps until it. A blocking verb also begins no earlier than
 /// busy until (it queues behind exchanges in flight).
+///
+/// `split(colour, key)` and `split_shared()` (when `Inner` has them) return a
+/// `simulated_network` over the inner transport's sub-transport, held by
+/// value, with the same latency, bandwidth and wall_clock, fresh modelled
+/// seconds and a link clock of its own (a sub-transport and its parent do
+/// not queue behind each other). With per-link bandwidths, sub rank i is
+/// rank m[i] here, and the sub-model's W' x W' matrix is this model's
+/// restricted to the members: entry [i * W' + j] = link (m[i] -> m[j]). The
+/// members learn m by an allgather of their ranks on the undecorated
+/// sub-transport (so a lower decorator neither meters nor charges it);
+/// the split itself is not charged.
 
+#include <terse/core/concepts.hpp>
 #include <terse/core/error.hpp>
+#include <terse/core/span.hpp>
 #include <terse/core/verbs.hpp>
 #include <terse/transport/detail/decorator_base.hpp>
 #include <terse/transport/detail/decorator_cost.hpp>
@@ -54,11 +67,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <ostream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -305,6 +320,50 @@ class simulated_network : public detail::decorator_base<simulated_network<Inner>
   {
     entry = pending_.back();
     pending_.pop_back();
+  }
+
+  template <class Forward>
+  auto intercept_split(Forward& forward)
+  {
+    using sub_type = decltype(forward());
+    using undecorated_sub = std::remove_cvref_t<decltype(detail::undecorated(std::declval<sub_type&>()))>;
+    constexpr bool gathers_on_host =
+        concepts::transport_accepts_memory<undecorated_sub, memory_space::host> &&
+        requires(undecorated_sub & t, host_span<const std::int32_t> in, host_span<std::int32_t> out)
+    {
+      t.allgather(in, out);
+    };
+    // Checked before the split, so every rank refuses alike.
+    TERSE_CHECK(gathers_on_host || !model_.per_link(), errc::unsupported,
+                "simulated_network::split with per-link bandwidths learns who the members are by an allgather of "
+                "int32 on host memory, which this transport does not have; use a uniform model");
+    sub_type sub = forward();
+    network_model model = model_;
+    if constexpr (gathers_on_host) {
+      if (model_.per_link()) {
+        model.link_bandwidth_bytes_per_s = restricted_links(detail::undecorated(sub));
+      }
+    }
+    return simulated_network<sub_type>(std::move(sub), std::move(model), clock_);
+  }
+
+  // This model's links among the members of `sub`, in sub rank order: each
+  // member names its rank here.
+  template <class Sub>
+  std::vector<double> restricted_links(Sub& sub) const
+  {
+    const int world = this->size();
+    const auto width = static_cast<std::size_t>(sub.size());
+    std::vector<std::int32_t> members(width, 0);
+    const std::int32_t mine = this->rank();
+    sub.allgather(host_span<const std::int32_t>(&mine, 1), host_span<std::int32_t>(members));
+    std::vector<double> links(width * width);
+    for (std::size_t i = 0; i < width; ++i) {
+      for (std::size_t j = 0; j < width; ++j) {
+        links[i * width + j] = model_.link_bandwidth(members[i], members[j], world);
+      }
+    }
+    return links;
   }
 
   detail::link_costs costs_of(const detail::verb_call& call) const noexcept

@@ -14,6 +14,11 @@
 /// the inner id). `test` and `wait` go to the decorator's
 /// `intercept_test(id, forward)` / `intercept_wait(id, forward)` when it has
 /// them, else straight to the inner transport.
+///
+/// `split` and `split_shared` exist when the inner transport has them: the
+/// decorator's `intercept_split(forward)` gets the inner transport's split
+/// result from forward() and returns the same decorator over it, held by
+/// value, with what of its own configuration carries over.
 
 #include <terse/core/concepts.hpp>
 #include <terse/core/exchange.hpp>
@@ -116,6 +121,31 @@ concept inner_wait_exchange = requires(I& t, exchange_id id)
 {
   t.wait(id);
 };
+
+template <class I>
+concept inner_split = requires(I& t, int colour, int key)
+{
+  t.split(colour, key);
+};
+
+template <class I>
+concept inner_split_shared = requires(I& t)
+{
+  t.split_shared();
+};
+
+/// The transport under every decorator layer of `t` (t itself when it is
+/// no decorator): set-up traffic of a decorator (a split agreeing on who is
+/// who) goes there, so it is neither metered, nor charged, nor faulted.
+template <class T>
+decltype(auto) undecorated(T& t) noexcept
+{
+  if constexpr (requires { t.inner(); }) {
+    return undecorated(t.inner());
+  } else {
+    return (t);
+  }
+}
 
 template <class I>
 concept inner_has_options = requires(const I& t)
@@ -322,6 +352,22 @@ class decorator_base {
   void barrier(Extra&&... extra)
   {
     run(verb_call{.what = verb::barrier}, [&] { inner_.barrier(std::forward<Extra>(extra)...); });
+  }
+
+  /// The same decorator over `inner().split(colour, key)`, held by value
+  /// (collective, like the inner split; see the decorator for what carries
+  /// over). Not itself a metered, charged or faulted verb call.
+  auto split(int colour, int key) requires inner_split<inner_type>
+  {
+    auto forward = [&] { return inner_.split(colour, key); };
+    return static_cast<Derived&>(*this).intercept_split(forward);
+  }
+
+  /// The same decorator over `inner().split_shared()`, held by value.
+  auto split_shared() requires inner_split_shared<inner_type>
+  {
+    auto forward = [&] { return inner_.split_shared(); };
+    return static_cast<Derived&>(*this).intercept_split(forward);
   }
 
  protected:

@@ -4,6 +4,15 @@
 /// per-rank call slots collectives read each other's buffers through, and
 /// the mailboxes of point-to-point messages (blocking `take`, and the
 /// non-blocking `take_arrived` / `wait_arrived` of grouped exchanges).
+///
+/// Worlds split from one another (`local_transport::split`) are linked:
+/// whichever breaks first (a timeout, a rank's abort) breaks every world
+/// linked to it, directly or through others, so a rank waiting in any of
+/// them gets errc::peer_failed at once. A world never holds its own lock
+/// while it tells another, so two worlds breaking at once cannot deadlock.
+///
+/// (Over 400 lines: the rendezvous, the mailboxes and the split registry
+/// share one mutex and one failure state, so they stay in one class.)
 
 #include <terse/core/error.hpp>
 #include <terse/core/verbs.hpp>
@@ -15,8 +24,10 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace terse::detail {
@@ -46,7 +57,7 @@ struct local_receive {
   bool done = false;
 };
 
-class local_state {
+class local_state : public std::enable_shared_from_this<local_state> {
  public:
   using clock = std::chrono::steady_clock;
 
@@ -85,43 +96,67 @@ class local_state {
   /// the world is then broken) or another rank breaks the world
   /// (errc::peer_failed). The mutex hand-off makes every write a rank made
   /// before arriving visible to every rank after it.
-  void rendezvous(int rank, verb what)
-  {
-    std::unique_lock lock(mutex_);
-    throw_if_broken();
-    const std::uint64_t generation = generation_;
-    arrivals_[static_cast<std::size_t>(rank)] = generation + 1;
-    if (++arrived_ == size_) {
-      arrived_ = 0;
-      ++generation_;
-      changed_.notify_all();
-      return;
-    }
-    const auto deadline = clock::now() + options_.timeout;
-    const bool released = changed_.wait_until(lock, deadline, [&] { return generation_ != generation || broken_; });
-    if (generation_ != generation) {
-      return;
-    }
-    if (!released) {
-      break_world(errc::timeout, "rank " + std::to_string(rank) + " waited " +
-                                     std::to_string(options_.timeout.count()) + " ms in " +
-                                     std::string(to_string(what)) + " for " + missing_ranks(generation));
-    }
-    throw_if_broken();
-  }
+  void rendezvous(int rank, verb what) { meet(rank, what, false); }
 
-  /// Marks the world failed: every waiting and later call throws.
+  /// The closing rendezvous of a collective: every rank passed the opening
+  /// one and reads its peers' buffers until here, so each waits for all,
+  /// even when the world broke meanwhile (a linked world broke, a rank was
+  /// aborted): leaving early would let a rank free a buffer a peer still
+  /// reads. Ranks between the two rendezvous only copy and add, so they all
+  /// arrive; only the deadline ends the wait early. Then it throws if the
+  /// world is broken.
+  void leave(int rank, verb what) { meet(rank, what, true); }
+
+  /// Marks the world failed: every waiting and later call throws, here and
+  /// in every linked world.
   void fail(int rank, std::string_view reason) noexcept
   {
+    std::vector<std::shared_ptr<local_state>> linked;
+    std::string cause;
     try {
       const std::lock_guard lock(mutex_);
       if (!broken_) {
         mark_broken(errc::peer_failed, "rank " + std::to_string(rank) + " failed: " + std::string(reason));
+        linked = linked_worlds();
+        cause = broken_reason_;
       }
     } catch (...) {  // allocation failure while failing: still mark it
       broken_.store(true, std::memory_order_release);
     }
     changed_.notify_all();
+    tell(linked, cause);
+  }
+
+  /// The sub-world of the split with id `split` (the same on every rank of
+  /// this world) for `colour`, with `members` ranks: the first member to
+  /// arrive makes it and links it to this world, the others find it here.
+  /// A world of one is made at once and not registered.
+  std::shared_ptr<local_state> join_split(std::uint64_t split, int colour, int members)
+  {
+    const std::lock_guard lock(mutex_);
+    throw_if_broken();
+    for (std::size_t i = 0; i < pending_splits_.size(); ++i) {
+      pending_split& pending = pending_splits_[i];
+      if (pending.split == split && pending.colour == colour) {
+        std::shared_ptr<local_state> world = pending.world;
+        if (--pending.waiting == 0) {  // the last member: nobody looks for it any more
+          pending = std::move(pending_splits_.back());
+          pending_splits_.pop_back();
+        }
+        return world;
+      }
+    }
+    auto world = std::make_shared<local_state>(members, options_);
+    // Linked under this world's lock while it is healthy: a later break here
+    // finds the sub-world in links_. Nobody else can see the sub-world yet,
+    // so its own links need no lock.
+    std::erase_if(links_, [](const std::weak_ptr<local_state>& w) { return w.expired(); });
+    links_.push_back(world);
+    world->links_.push_back(weak_from_this());
+    if (members > 1) {
+      pending_splits_.push_back(pending_split{split, colour, world, members - 1});
+    }
+    return world;
   }
 
   /// Queues a copy of `bytes` for (to, from); never blocks on the receiver.
@@ -157,10 +192,10 @@ class local_state {
     auto found = match();
     if (found == box.end()) {
       if (!arrived) {
-        break_world(errc::timeout, "rank " + std::to_string(to) + " waited " +
-                                       std::to_string(options_.timeout.count()) +
-                                       " ms in recv for a message from rank " + std::to_string(from) + " with tag " +
-                                       std::to_string(tag));
+        break_world(lock, errc::timeout,
+                    "rank " + std::to_string(to) + " waited " + std::to_string(options_.timeout.count()) +
+                        " ms in recv for a message from rank " + std::to_string(from) + " with tag " +
+                        std::to_string(tag));
       }
       throw_if_broken();
     }
@@ -192,9 +227,9 @@ class local_state {
       if (changed_.wait_until(lock, deadline) == std::cv_status::timeout &&
           take_locked(to, tag, receives, mismatch) != 0) {
         throw_if_broken();
-        break_world(errc::timeout, "rank " + std::to_string(to) + " waited " +
-                                       std::to_string(options_.timeout.count()) + " ms for an exchange (tag " +
-                                       std::to_string(tag) + ") with " + pending_senders(receives));
+        break_world(lock, errc::timeout,
+                    "rank " + std::to_string(to) + " waited " + std::to_string(options_.timeout.count()) +
+                        " ms for an exchange (tag " + std::to_string(tag) + ") with " + pending_senders(receives));
       }
     }
   }
@@ -203,11 +238,11 @@ class local_state {
   /// deadline passed while it was being tested.
   [[noreturn]] void exchange_timed_out(int to, int tag, const std::vector<local_receive>& receives)
   {
-    const std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     throw_if_broken();
-    break_world(errc::timeout, "rank " + std::to_string(to) + " waited " + std::to_string(options_.timeout.count()) +
-                                   " ms for an exchange (tag " + std::to_string(tag) + ") with " +
-                                   pending_senders(receives));
+    break_world(lock, errc::timeout,
+                "rank " + std::to_string(to) + " waited " + std::to_string(options_.timeout.count()) +
+                    " ms for an exchange (tag " + std::to_string(tag) + ") with " + pending_senders(receives));
   }
 
   /// Throws errc::peer_failed if the world is broken.
@@ -241,6 +276,36 @@ class local_state {
     *same_tag = std::move(spares.back());
     spares.pop_back();
     return message;
+  }
+
+  // A rendezvous; a closing one waits for every rank even in a broken world.
+  void meet(int rank, verb what, bool closing)
+  {
+    std::unique_lock lock(mutex_);
+    if (!closing) {
+      throw_if_broken();
+    }
+    const std::uint64_t generation = generation_;
+    arrivals_[static_cast<std::size_t>(rank)] = generation + 1;
+    if (++arrived_ == size_) {
+      arrived_ = 0;
+      ++generation_;
+      changed_.notify_all();
+      return;
+    }
+    const auto deadline = clock::now() + options_.timeout;
+    const bool released = changed_.wait_until(lock, deadline, [&] {
+      return generation_ != generation || (!closing && broken_.load(std::memory_order_relaxed));
+    });
+    if (generation_ != generation) {
+      return;
+    }
+    if (!released) {
+      break_world(lock, errc::timeout,
+                  "rank " + std::to_string(rank) + " waited " + std::to_string(options_.timeout.count()) + " ms in " +
+                      std::string(to_string(what)) + " for " + missing_ranks(generation));
+    }
+    throw_if_broken();
   }
 
   using mailbox = std::vector<local_message>;
@@ -327,14 +392,61 @@ class local_state {
     broken_.store(true, std::memory_order_release);
   }
 
-  /// Called with the lock held by the rank that saw the deadline pass.
-  [[noreturn]] void break_world(errc code, std::string reason)
+  /// Called with `lock` (on mutex_) held by the rank that saw the deadline
+  /// pass. Unlocks before telling the linked worlds.
+  [[noreturn]] void break_world(std::unique_lock<std::mutex>& lock, errc code, std::string reason)
   {
+    std::vector<std::shared_ptr<local_state>> linked;
     if (!broken_) {
       mark_broken(code, reason);
+      linked = linked_worlds();
     }
     changed_.notify_all();
+    if (!linked.empty()) {
+      lock.unlock();
+      tell(linked, reason);
+    }
     TERSE_FAIL(code, reason);
+  }
+
+  /// The linked worlds still alive. Called with the lock held.
+  std::vector<std::shared_ptr<local_state>> linked_worlds() const
+  {
+    std::vector<std::shared_ptr<local_state>> alive;
+    alive.reserve(links_.size());
+    for (const std::weak_ptr<local_state>& link : links_) {
+      if (std::shared_ptr<local_state> world = link.lock()) {
+        alive.push_back(std::move(world));
+      }
+    }
+    return alive;
+  }
+
+  /// Breaks `linked` because this world broke for `cause`. Called without
+  /// the lock.
+  static void tell(const std::vector<std::shared_ptr<local_state>>& linked, const std::string& cause) noexcept
+  {
+    for (const std::shared_ptr<local_state>& world : linked) {
+      world->linked_world_broke(cause);
+    }
+  }
+
+  /// A linked world broke: break this one (once) and pass it on.
+  void linked_world_broke(const std::string& cause) noexcept
+  {
+    std::vector<std::shared_ptr<local_state>> linked;
+    try {
+      const std::lock_guard lock(mutex_);
+      if (broken_) {
+        return;  // already broken, and its links already told
+      }
+      mark_broken(errc::peer_failed, "a world it was split from or into broke (" + cause + ")");
+      linked = linked_worlds();
+    } catch (...) {
+      broken_.store(true, std::memory_order_release);
+    }
+    changed_.notify_all();
+    tell(linked, cause);
   }
 
   void throw_if_broken() const
@@ -360,6 +472,16 @@ class local_state {
   std::vector<mailbox> mailboxes_;
   std::vector<std::vector<local_message>> spare_messages_;
   std::vector<std::size_t> message_objects_;  ///< per channel: message objects ever made
+
+  /// A sub-world some of its members have not picked up yet.
+  struct pending_split {
+    std::uint64_t split = 0;
+    int colour = 0;
+    std::shared_ptr<local_state> world;
+    int waiting = 0;  ///< members still to pick it up
+  };
+  std::vector<std::weak_ptr<local_state>> links_;  ///< worlds split from this one, and the one it was split from
+  std::vector<pending_split> pending_splits_;
 };
 
 }  // namespace terse::detail

@@ -85,8 +85,7 @@ class p2p_receive {
     data_type tag_type = data_type::u8;
   };
 
-  void start(const target& into, int peer, int tag, MPI_Comm comm, std::size_t chunk, std::uint64_t* header,
-             scratch_buffer& drain)
+  void start(const target& into, int peer, int tag, MPI_Comm comm, std::size_t chunk, std::uint64_t* header)
   {
     into_ = into;
     peer_ = peer;
@@ -94,7 +93,6 @@ class p2p_receive {
     comm_ = comm;
     chunk_ = chunk;
     header_ = header;
-    drain_ = &drain;
     offset_ = 0;
     mismatch_.clear();
     if (header_ != nullptr) {
@@ -149,6 +147,9 @@ class p2p_receive {
   /// Empty unless the sender's message did not fit this receive.
   const std::string& mismatch() const noexcept { return mismatch_; }
   request_set& requests() noexcept { return set_; }
+  /// Gives the drain memory up without freeing it: MPI may still write into
+  /// it after the transport is gone (a receive that could not be cancelled).
+  void leak_drain() noexcept { drain_.leak(); }
 
  private:
   enum class stage : std::uint8_t { header, body, probe, probed_body, drain, done };
@@ -205,7 +206,7 @@ class p2p_receive {
   void post_next_drain()
   {
     const std::size_t length = drain_left_ < drain_chunk_ ? drain_left_ : drain_chunk_;
-    std::byte* sink = drain_->reserve(length * drain_element_size_ + 1);
+    std::byte* sink = drain_.reserve(length * drain_element_size_ + 1);
     MPI_Request request = MPI_REQUEST_NULL;
     TERSE_MPI_TRY(MPI_Irecv(sink, static_cast<int>(length), drain_type_, peer_, tag_, comm_, &request));
     set_.add(request, request_kind::receive, peer_);
@@ -239,7 +240,7 @@ class p2p_receive {
                 "rank " + std::to_string(peer_) + " sent a message too large to drain on tag " + std::to_string(tag_));
     mismatch_ = "rank " + std::to_string(peer_) + " sent a message of " + std::to_string(bytes) + " bytes where " +
                 std::to_string(expected * into_.element_size) + " were expected on tag " + std::to_string(tag_);
-    std::byte* sink = drain_->reserve(static_cast<std::size_t>(bytes) + 1);
+    std::byte* sink = drain_.reserve(static_cast<std::size_t>(bytes) + 1);
     TERSE_MPI_TRY(MPI_Irecv(sink, bytes, MPI_BYTE, peer_, tag_, comm_, &request));
     set_.add(request, request_kind::receive, peer_);
     drain_messages_ = 0;
@@ -253,7 +254,9 @@ class p2p_receive {
   MPI_Comm comm_ = MPI_COMM_NULL;
   std::size_t chunk_ = 1;
   std::uint64_t* header_ = nullptr;
-  scratch_buffer* drain_ = nullptr;
+  // Owned, not borrowed from the transport: a pointer to a member of the
+  // transport would dangle once the transport is moved.
+  scratch_buffer drain_;  ///< mismatched messages, discarded
   stage stage_ = stage::done;
   std::size_t offset_ = 0;
   MPI_Datatype drain_type_ = MPI_BYTE;

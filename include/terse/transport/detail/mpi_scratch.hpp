@@ -6,11 +6,29 @@
 
 #include <cstddef>
 #include <memory>
+#include <utility>
 
 namespace terse::detail::mpi {
 
 class scratch_buffer {
  public:
+  scratch_buffer() = default;
+  scratch_buffer(const scratch_buffer&) = delete;
+  scratch_buffer& operator=(const scratch_buffer&) = delete;
+  /// The memory moves with the buffer (its address does not change, so a
+  /// request MPI still holds into it stays valid); `other` is left empty.
+  scratch_buffer(scratch_buffer&& other) noexcept
+      : data_(std::move(other.data_)), capacity_(std::exchange(other.capacity_, 0))
+  {
+  }
+  scratch_buffer& operator=(scratch_buffer&& other) noexcept
+  {
+    data_ = std::move(other.data_);
+    capacity_ = std::exchange(other.capacity_, 0);
+    return *this;
+  }
+  ~scratch_buffer() = default;
+
   /// At least `bytes` bytes, aligned for any element type; contents are
   /// not preserved when it grows.
   std::byte* reserve(std::size_t bytes)

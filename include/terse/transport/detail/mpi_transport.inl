@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <utility>
 
 namespace terse {
 
@@ -99,14 +100,67 @@ inline mpi_transport::mpi_transport(MPI_Comm comm, transport_options options) : 
   }
 }
 
+inline mpi_transport::mpi_transport(mpi_transport&& other) noexcept
+    : collective_comm_(std::exchange(other.collective_comm_, MPI_COMM_NULL)),
+      p2p_comm_(std::exchange(other.p2p_comm_, MPI_COMM_NULL)),
+      rank_(other.rank_),
+      size_(other.size_),
+      tag_ub_(other.tag_ub_),
+      options_(other.options_),
+      max_chunk_(other.max_chunk_),
+      healthy_(std::exchange(other.healthy_, false)),
+      layout_(std::move(other.layout_)),
+      requests_(std::move(other.requests_)),
+      receive_(std::move(other.receive_)),
+      abandoned_(std::move(other.abandoned_)),
+      control_(std::move(other.control_)),
+      contributions_(std::move(other.contributions_)),
+      staging_(std::move(other.staging_)),
+      exchanges_(std::move(other.exchanges_))
+{
+}
+
+inline mpi_transport& mpi_transport::operator=(mpi_transport&& other) noexcept
+{
+  if (this != &other) {
+    mpi_transport taken(std::move(other));
+    swap_with(taken);  // `taken` now holds what this transport had, and frees it
+  }
+  return *this;
+}
+
+inline void mpi_transport::swap_with(mpi_transport& other) noexcept
+{
+  using std::swap;
+  swap(collective_comm_, other.collective_comm_);
+  swap(p2p_comm_, other.p2p_comm_);
+  swap(rank_, other.rank_);
+  swap(size_, other.size_);
+  swap(tag_ub_, other.tag_ub_);
+  swap(options_, other.options_);
+  swap(max_chunk_, other.max_chunk_);
+  swap(healthy_, other.healthy_);
+  swap(layout_, other.layout_);
+  swap(requests_, other.requests_);
+  swap(receive_, other.receive_);
+  swap(abandoned_, other.abandoned_);
+  swap(control_, other.control_);
+  swap(contributions_, other.contributions_);
+  swap(staging_, other.staging_);
+  swap(exchanges_, other.exchanges_);
+}
+
 inline mpi_transport::~mpi_transport()
 {
+  if (collective_comm_ == MPI_COMM_NULL && p2p_comm_ == MPI_COMM_NULL) {
+    return;  // moved from: it owns nothing
+  }
   int finalized = 0;
   if (MPI_Finalized(&finalized) != MPI_SUCCESS || finalized != 0) {
     // Too late to call MPI: leave everything MPI might still touch.
     (void)control_.release();
     contributions_.leak();
-    drain_.leak();
+    receive_.leak_drain();
     staging_.leak();
     (void)exchanges_.release();
     return;
@@ -122,7 +176,7 @@ inline mpi_transport::~mpi_transport()
   if (left.buffers_in_use) {
     (void)control_.release();
     contributions_.leak();
-    drain_.leak();
+    receive_.leak_drain();
     staging_.leak();
     (void)exchanges_.release();
   }
@@ -384,8 +438,7 @@ void mpi_transport::exchange_host(const T* send_data, std::size_t send_count, in
   if (source >= 0) {
     const detail::mpi::p2p_receive::target into{recv_data, recv_count, sizeof(T), detail::mpi::datatype_of<T>(),
                                                 data_type_v<T>};
-    receive_.start(into, source, tag, p2p_comm_, max_chunk_, checked ? headers + detail::mpi::header_words : nullptr,
-                   drain_);
+    receive_.start(into, source, tag, p2p_comm_, max_chunk_, checked ? headers + detail::mpi::header_words : nullptr);
   }
   if (dest >= 0) {
     const detail::mpi::outgoing_message message{send_data, send_count, sizeof(T), detail::mpi::datatype_of<T>(),
@@ -767,5 +820,79 @@ inline void mpi_transport::barrier()
 }
 
 #undef TERSE_MPI_REQUIRE_SPACE
+
+// --- sub-transports -------------------------------------------------------------------
+
+// Under the deadline, before any blocking MPI call, so a dead or late peer
+// is a timeout here: an allgather of (kind, colour, key) (every rank sees
+// the same table, so a split called differently fails alike on every rank),
+// then a second round of point-to-point messages. A rank that finished the
+// first round late, on messages the others had sent before they gave up,
+// cannot finish the second (nobody sends it), so it times out too instead
+// of blocking alone in MPI_Comm_split; its receives are cancelled, and it
+// leaves no collective request behind.
+inline std::vector<std::int64_t> mpi_transport::agree_on_split(std::int64_t kind, int colour, int key)
+{
+  const std::int64_t mine[3] = {kind, colour, key};
+  std::vector<std::int64_t> all(3 * static_cast<std::size_t>(size_));
+  allgather<std::int64_t, memory_space::host>(host_span<const std::int64_t>(mine, 3), host_span<std::int64_t>(all));
+  for (int r = 0; r < size_; ++r) {
+    TERSE_CHECK(all[3 * static_cast<std::size_t>(r)] == kind, errc::mismatch,
+                "mpi_transport: rank " + std::to_string(r) +
+                    " did not make the same split call as this rank (split and split_shared, or split and allgather)");
+  }
+  const clock::time_point deadline = begin_call();
+  std::vector<std::int64_t> confirmed(static_cast<std::size_t>(size_), 1);
+  move_data([&] {
+    layout_.uniform(1);
+    gather_blocks(confirmed.data(), split_confirm_tag, deadline);
+  });
+  return all;
+}
+
+// Builds the sub-transport on `made` (its constructor duplicates it) and
+// frees `made`.
+inline mpi_transport mpi_transport::adopt_split(MPI_Comm made)
+{
+  TERSE_CHECK(made != MPI_COMM_NULL, errc::internal, "mpi_transport: MPI split returned MPI_COMM_NULL");
+  struct free_on_exit {
+    MPI_Comm& comm;
+    ~free_on_exit() { TERSE_MPI_TRY_NOTHROW(MPI_Comm_free(&comm)); }
+  } made_guard{made};
+  mpi_transport sub(made, options_);
+  sub.set_max_chunk_elements(max_chunk_);
+  return sub;
+}
+
+inline mpi_transport mpi_transport::split(int colour, int key)
+{
+  const std::vector<std::int64_t> all = agree_on_split(split_by_colour_kind, colour, key);
+  // MPI_Comm_split takes colours >= 0 (MPI_UNDEFINED gives no communicator),
+  // so colours are renumbered: the distinct non-negative colours become
+  // 0 .. k-1 in increasing order, and a rank alone gets k + its rank.
+  std::vector<std::int64_t> colours;
+  for (int r = 0; r < size_; ++r) {
+    const std::int64_t c = all[3 * static_cast<std::size_t>(r) + 1];
+    if (c >= 0) {
+      colours.push_back(c);
+    }
+  }
+  std::sort(colours.begin(), colours.end());
+  colours.erase(std::unique(colours.begin(), colours.end()), colours.end());
+  const auto dense = colour >= 0 ? std::lower_bound(colours.begin(), colours.end(), colour) - colours.begin()
+                                 : static_cast<std::ptrdiff_t>(colours.size()) + rank_;
+  MPI_Comm made = MPI_COMM_NULL;
+  move_data([&] { TERSE_MPI_TRY(MPI_Comm_split(collective_comm_, static_cast<int>(dense), key, &made)); });
+  return adopt_split(made);
+}
+
+inline mpi_transport mpi_transport::split_shared()
+{
+  (void)agree_on_split(split_shared_kind, 0, rank_);
+  MPI_Comm made = MPI_COMM_NULL;
+  move_data(
+      [&] { TERSE_MPI_TRY(MPI_Comm_split_type(collective_comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &made)); });
+  return adopt_split(made);
+}
 
 }  // namespace terse

@@ -1,10 +1,16 @@
 #pragma once
 /// @file
 /// Out-of-line bodies of terse::nccl_transport: construction, waiting with
-/// the deadline, the checked-mode exchanges and breaking down. Included by
-/// terse/transport/nccl.hpp only.
+/// the deadline, the checked-mode exchanges, split and breaking down.
+/// Included by terse/transport/nccl.hpp only. (Over 400 lines: each body
+/// is short, and they share the transport's private waiting helpers.)
 
 #include <terse/transport/nccl.hpp>
+
+#include <cstring>
+#include <memory>
+#include <unistd.h>
+#include <vector>
 
 namespace terse {
 
@@ -166,6 +172,101 @@ inline nccl_transport::nccl_transport(ncclComm_t comm, cudaStream_t stream, tran
     TERSE_CUDA_TRY(cudaMemset(scratch_.data(), 0, scratch_words * sizeof(std::uint64_t)));
   }
   owns_ = owns;  // only now: if anything above threw, create() aborts the communicator
+}
+
+inline nccl_transport nccl_transport::split(int colour, int key)
+{
+  detail::call_descriptor call;
+  call.what = verb::barrier;
+  call.root = -2;  // no verb has this root: a split never agrees with another call
+  agree("split", call, {});
+  return split_communicator(colour < 0 ? NCCL_SPLIT_NOCOLOR : colour, key);
+}
+
+inline nccl_transport nccl_transport::split_shared()
+{
+  ensure_healthy("split_shared");
+  constexpr std::size_t name_bytes = 256;
+  std::vector<char> names(name_bytes * static_cast<std::size_t>(size_), '\0');
+  char* mine = names.data() + name_bytes * static_cast<std::size_t>(rank_);
+  TERSE_CHECK(gethostname(mine, name_bytes - 1) == 0, errc::unsupported,
+              "split_shared: gethostname failed, so this rank cannot tell which host it is on");
+  int comm_device = 0;
+  TERSE_NCCL_TRY(ncclCommCuDevice(comm_, &comm_device));
+  device_buffer<std::uint8_t> gathered;
+  std::uint8_t* own = nullptr;
+  {
+    const detail::nccl::device_guard on_comm_device(comm_device);
+    gathered.reserve(names.size());
+    own = gathered.data() + name_bytes * static_cast<std::size_t>(rank_);
+    TERSE_CUDA_TRY(cudaMemcpy(own, mine, name_bytes, cudaMemcpyHostToDevice));
+  }
+  allgather<std::uint8_t, memory_space::device>(on_device(static_cast<const std::uint8_t*>(own), name_bytes),
+                                                on_device(gathered.data(), names.size()));
+  synchronize();
+  {
+    const detail::nccl::device_guard on_comm_device(comm_device);
+    TERSE_CUDA_TRY(cudaMemcpy(names.data(), gathered.data(), names.size(), cudaMemcpyDeviceToHost));
+  }
+  int colour = rank_;  // the lowest rank with this host name
+  for (int r = 0; r < rank_; ++r) {
+    if (std::memcmp(names.data() + name_bytes * static_cast<std::size_t>(r), mine, name_bytes) == 0) {
+      colour = r;
+      break;
+    }
+  }
+  return split_communicator(colour, rank_);
+}
+
+inline nccl_transport nccl_transport::split_communicator(int colour, int key)
+{
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 18, 0)
+  int comm_device = 0;
+  TERSE_NCCL_TRY(ncclCommCuDevice(comm_, &comm_device));
+  const detail::nccl::device_guard on_comm_device(comm_device);
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  // NCCL writes the new handle when the split completes, which on a
+  // non-blocking communicator is after ncclCommSplit returns: the handle
+  // lives on the heap and is left to NCCL if the split does not finish.
+  auto made = std::make_unique<ncclComm_t>(nullptr);
+  const ncclResult_t status = ncclCommSplit(comm_, colour, key, made.get(), &config);
+  if (status != ncclSuccess && status != ncclInProgress) {
+    break_down(detail::nccl::classify(status), "split: " + detail::nccl_message("ncclCommSplit", status));
+  }
+  // The split runs as a job of this communicator, which stays ncclInProgress
+  // until it is done.
+  const auto ready = detail::nccl::wait_until_ready(comm_, detail::nccl::clock::now() + options_.timeout);
+  if (ready.timed_out) {
+    (void)made.release();
+    break_down(errc::timeout,
+               "split: not every rank joined ncclCommSplit within " + std::to_string(options_.timeout.count()) + " ms");
+  }
+  if (ready.state != ncclSuccess) {
+    if (*made != nullptr) {
+      (void)ncclCommAbort(*made);
+    }
+    break_down(detail::nccl::classify(ready.state),
+               "split: " + detail::nccl_message("ncclCommSplit (asynchronous)", ready.state));
+  }
+  if (colour == NCCL_SPLIT_NOCOLOR) {
+    ncclUniqueId id;
+    TERSE_NCCL_TRY(ncclGetUniqueId(&id));
+    return create(0, 1, id, stream_, options_);
+  }
+  const ncclComm_t child = *made;
+  TERSE_CHECK(child != nullptr, errc::internal, "split: ncclCommSplit finished without a communicator");
+  try {
+    return nccl_transport(child, stream_, options_, true);
+  } catch (...) {
+    (void)ncclCommAbort(child);  // the constructor threw, so no destructor will
+    throw;
+  }
+#else
+  (void)colour;
+  (void)key;
+  TERSE_FAIL(errc::unsupported, "nccl_transport::split needs NCCL 2.18 or newer (ncclCommSplit)");
+#endif
 }
 
 inline void nccl_transport::check_peer(const char* name, int peer) const

@@ -5,6 +5,9 @@
 // alpha-beta network at 1, 10 and 100 Gb/s (25/10/5 us latency) would take
 // for exactly the verbs it made. The dense allreduce of the same gradient
 // is run in the same iteration; the counters report both and the speedup.
+// Rows under sparse/ compare the two aggregations of a sparse codec
+// (allreduce_config::sparse: allgather, reduce_scatter) at W = 8 ... 64 on
+// 2^22 floats; bytes_per_rank is rank 0's bytes sent in the step.
 #include <terse/collective/allreduce.hpp>
 #include <terse/compress/cast.hpp>
 #include <terse/compress/dgc.hpp>
@@ -42,7 +45,8 @@ struct step_cost {
 /// One averaging step with `Codec` and `Feedback` on W ranks (a warm-up
 /// step first, so scratch and feedback state exist); rank 0's cost.
 template <class Codec, class Feedback>
-step_cost measure(int world, std::size_t n, const Codec& codec)
+step_cost measure(int world, std::size_t n, const Codec& codec,
+                  terse::sparse_aggregation sparse = terse::sparse_aggregation::allgather)
 {
   step_cost cost;
   const terse::layout shape = terse::layout::single(n);
@@ -52,7 +56,7 @@ step_cost measure(int world, std::size_t n, const Codec& codec)
     terse::simulated_network at100(metered, terse::network_model::gbps(gigabits[2], latencies[2]));
     terse::simulated_network at10(at100, terse::network_model::gbps(gigabits[1], latencies[1]));
     terse::simulated_network at1(at10, terse::network_model::gbps(gigabits[0], latencies[0]));
-    terse::allreduce<Codec, Feedback, decltype(at1)> sync(at1, shape, {}, codec);
+    terse::allreduce<Codec, Feedback, decltype(at1)> sync(at1, shape, {.sparse = sparse}, codec);
     auto gradient = terse::bench::bench_gradient(n);
     for (float& v : gradient) {
       v *= static_cast<float>(1 + local.rank() % 3);  // ranks differ
@@ -79,18 +83,20 @@ step_cost measure(int world, std::size_t n, const Codec& codec)
 }
 
 template <class Codec, class Feedback>
-void compare(benchmark::State& state, const Codec& codec)
+void compare(benchmark::State& state, const Codec& codec,
+             terse::sparse_aggregation sparse = terse::sparse_aggregation::allgather)
 {
   const int world = static_cast<int>(state.range(0));
   const auto n = static_cast<std::size_t>(state.range(1));
   step_cost dense, compressed;
   for (auto _ : state) {
     dense = measure<terse::compress::identity, terse::feedback::none>(world, n, terse::compress::identity{});
-    compressed = measure<Codec, Feedback>(world, n, codec);
+    compressed = measure<Codec, Feedback>(world, n, codec, sparse);
     state.SetIterationTime(compressed.compute_s + compressed.comm_s[1]);
   }
   state.counters["W"] = world;
   state.counters["compress_ms"] = compressed.compute_s * 1e3;
+  state.counters["bytes_per_rank"] = static_cast<double>(compressed.bytes_sent);
   state.counters["wire_ratio"] =
       static_cast<double>(dense.bytes_sent) / static_cast<double>(std::max<std::uint64_t>(compressed.bytes_sent, 1));
   for (std::size_t b = 0; b < gigabits.size(); ++b) {
@@ -112,6 +118,15 @@ void worlds(benchmark::internal::Benchmark* b)
   b->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
 }
 
+// The sparse aggregations side by side: 2^22 floats at W = 8, 16, 32, 64.
+void sparse_worlds(benchmark::internal::Benchmark* b)
+{
+  for (const std::int64_t world : {8, 16, 32, 64}) {
+    b->Args({world, std::int64_t{1} << 22});
+  }
+  b->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+}
+
 }  // namespace
 
 // Each codec with the feedback it is used with: none for the unbiased
@@ -123,6 +138,18 @@ void add(const char* name, Codec codec)
   benchmark::RegisterBenchmark(name, [codec](benchmark::State& state) {
     compare<Codec, Feedback>(state, codec);
   })->Apply(worlds);
+}
+
+// `name`/allgather and `name`/reduce_scatter over sparse_worlds.
+template <class Codec, class Feedback>
+void add_sparse(const std::string& name, Codec codec)
+{
+  for (const auto sparse : {terse::sparse_aggregation::allgather, terse::sparse_aggregation::reduce_scatter}) {
+    const std::string full = "sparse/" + name + "/" + std::string(terse::to_string(sparse));
+    benchmark::RegisterBenchmark(full.c_str(), [codec, sparse](benchmark::State& state) {
+      compare<Codec, Feedback>(state, codec, sparse);
+    })->Apply(sparse_worlds);
+  }
 }
 
 int main(int argc, char** argv)
@@ -142,6 +169,8 @@ int main(int argc, char** argv)
   add<c::topk, residual>("topk_1pct_ef", {.density = 0.01f});
   add<c::dgc, terse::feedback::dgc_momentum>("dgc_0_1pct_momentum", {.density = 0.001f});
   add<c::randomk, residual>("randomk_1pct_ef", {.density = 0.01});
+  add_sparse<c::topk, residual>("topk_1pct_ef", {.density = 0.01f});
+  add_sparse<c::dgc, terse::feedback::dgc_momentum>("dgc_1pct_momentum", {.density = 0.01f});
 #if defined(TERSE_WITH_BLAS)
   add<c::powersgd, residual>("powersgd_r2_ef", {.rank = 2});
 #endif

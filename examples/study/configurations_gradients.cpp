@@ -47,6 +47,16 @@ auto topk(const configuration& c, const run_context&)
       compress::topk{.density = static_cast<float>(c.knob("density"))}, {}, {}};
 }
 
+// The same top-k, aggregated by the sparse reduce-scatter: each shard's
+// owner re-selects the top-k of the shard's average, and what it drops goes
+// back into its residual.
+auto topk_reduce_scatter(const configuration& c, const run_context& ctx)
+{
+  auto made = topk(c, ctx);
+  made.sparse = sparse_aggregation::reduce_scatter;
+  return made;
+}
+
 auto dgc(const configuration& c, const run_context&)
 {
   compress::dgc codec;
@@ -83,6 +93,10 @@ void add_gradient_configurations(std::vector<configuration>& list)
     list.push_back(make_configuration(name, "top-k of each weight tensor + residual feedback, every step",
                                       {{"lr", 0.05}, {"momentum", 0.9}, {"density", density}}, topk));
   }
+  list.push_back(make_configuration("topk-1%-rs",
+                                    "top-k of each weight tensor + residual, sparse reduce-scatter (owners re-select "
+                                    "the top-k of each shard's average, the rest fed back), every step",
+                                    {{"lr", 0.05}, {"momentum", 0.9}, {"density", 0.01}}, topk_reduce_scatter));
   list.push_back(make_configuration(
       "dgc-0.1%",
       "DGC: sampled threshold, momentum correction and masking (optimizer without momentum), density warm-up from 25%",

@@ -36,12 +36,14 @@
 
 namespace study {
 
-/// The policies one configuration composes, built from its knobs.
+/// The policies one configuration composes, built from its knobs, and how
+/// a sparse codec's payloads are aggregated.
 template <class Compressor, class Feedback, class Schedule>
 struct policies {
   Compressor compressor;
   Feedback feedback;
   Schedule schedule;
+  terse::sparse_aggregation sparse = terse::sparse_aggregation::allgather;
 };
 
 /// The decentralized collective one configuration composes: a terse::gossip
@@ -96,8 +98,8 @@ auto make_collective(Transport& network, const terse::layout& shape, const run_c
                      policies<Compressor, Feedback, Schedule> made)
 {
   return terse::allreduce<Compressor, Feedback, Transport, Schedule>(
-      network, shape, terse::allreduce_config{.seed = ctx.seed, .check_finite = true}, std::move(made.compressor),
-      std::move(made.feedback), std::move(made.schedule));
+      network, shape, terse::allreduce_config{.seed = ctx.seed, .check_finite = true, .sparse = made.sparse},
+      std::move(made.compressor), std::move(made.feedback), std::move(made.schedule));
 }
 
 /// The gossip of a study::gossip_policies. The plan check (an allreduce of

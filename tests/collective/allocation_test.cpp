@@ -6,6 +6,8 @@
 // tests/mpi/allocation_test.cpp.
 #include <terse/collective/allreduce.hpp>
 #include <terse/compress/dgc.hpp>
+#include <terse/compress/threshold.hpp>
+#include <terse/compress/topk.hpp>
 #include <terse/compress/uniform.hpp>
 #include <terse/feedback/dgc_momentum.hpp>
 #include <terse/feedback/residual.hpp>
@@ -69,21 +71,36 @@ TEST_CASE("a warm allreduce step allocates nothing, on every path and with a dri
   REQUIRE(counting_new::counter_works());
 
   constexpr int world = 3;
-  std::vector<long> counted(world * 6, -1);
+  constexpr std::size_t paths = 9;
+  std::vector<long> counted(world * paths, -1);
   terse::run_local(world, [&](terse::local_transport& t) {
     const auto r = static_cast<std::size_t>(t.rank());
     terse::allreduce dense(t, shape());
-    counted[r * 6 + 0] = steady_allocations(dense, t, false);
+    counted[r * paths + 0] = steady_allocations(dense, t, false);
     terse::allreduce summable(t, shape(), test_codecs::truncating{.drop = 8}, terse::feedback::residual{});
-    counted[r * 6 + 1] = steady_allocations(summable, t, false);
+    counted[r * paths + 1] = steady_allocations(summable, t, false);
     terse::allreduce requantized(t, shape(), terse::compress::uniform<4>{}, terse::feedback::residual{});
-    counted[r * 6 + 2] = steady_allocations(requantized, t, false);
+    counted[r * paths + 2] = steady_allocations(requantized, t, false);
     terse::allreduce gathered(t, shape(), test_codecs::nonzeros{}, terse::feedback::residual{});
-    counted[r * 6 + 3] = steady_allocations(gathered, t, false);
+    counted[r * paths + 3] = steady_allocations(gathered, t, false);
     terse::allreduce dgc(t, shape(), terse::compress::dgc{.density = 0.05f}, terse::feedback::dgc_momentum{});
-    counted[r * 6 + 4] = steady_allocations(dgc, t, false);
+    counted[r * paths + 4] = steady_allocations(dgc, t, false);
     terse::allreduce outer(t, shape(), terse::schedule::slowmo(terse::schedule::periodic(1)));
-    counted[r * 6 + 5] = steady_allocations(outer, t, true);
+    counted[r * paths + 5] = steady_allocations(outer, t, true);
+    // The sparse reduce-scatter: fixed sizes (top-k), announced sizes
+    // (threshold, DGC). Sizes that vary from step to step still grow a buffer
+    // (the engine's or the local transport's) whenever they reach a new high,
+    // on the allgather path too; DGC at tolerance 0 sends exactly k values,
+    // so its announced sizes repeat.
+    const terse::allreduce_options sparse{.sparse = terse::sparse_aggregation::reduce_scatter};
+    terse::allreduce topk(t, shape(), terse::compress::topk{.density = 0.05f}, terse::feedback::residual{}, sparse);
+    counted[r * paths + 6] = steady_allocations(topk, t, false);
+    terse::allreduce threshold(t, shape(), terse::compress::threshold{.tau = 0.08f}, terse::feedback::residual{},
+                               sparse);
+    counted[r * paths + 7] = steady_allocations(threshold, t, false);
+    terse::allreduce dgc_rs(t, shape(), terse::compress::dgc{.density = 0.05f, .tolerance = 0.0f},
+                            terse::feedback::dgc_momentum{}, sparse);
+    counted[r * paths + 8] = steady_allocations(dgc_rs, t, false);
   });
   for (std::size_t i = 0; i < counted.size(); ++i) {
     CAPTURE(i);

@@ -5,6 +5,7 @@
 #include <terse/collective/allreduce.hpp>
 #include <terse/compress/cast.hpp>
 #include <terse/compress/randomk.hpp>
+#include <terse/compress/threshold.hpp>
 #include <terse/compress/topk.hpp>
 #include <terse/compress/uniform.hpp>
 #include <terse/feedback/residual.hpp>
@@ -38,9 +39,9 @@ std::vector<float> gradient(int rank, int step)
 
 /// Three steps of the collective with `Codec` on any transport; the last result.
 template <class Codec, class Feedback, class Transport>
-std::vector<float> three_steps(Transport& t, const Codec& codec)
+std::vector<float> three_steps(Transport& t, const Codec& codec, const terse::allreduce_config& config = {})
 {
-  terse::allreduce<Codec, Feedback, Transport> sync(t, test_layout(), {}, codec);
+  terse::allreduce<Codec, Feedback, Transport> sync(t, test_layout(), config, codec);
   std::vector<float> g;
   for (int step = 0; step < 3; ++step) {
     g = gradient(t.rank(), step);
@@ -50,14 +51,14 @@ std::vector<float> three_steps(Transport& t, const Codec& codec)
 }
 
 template <class Codec, class Feedback>
-void check_mpi_matches_local(const Codec& codec)
+void check_mpi_matches_local(const Codec& codec, const terse::allreduce_config& config = {})
 {
   terse::mpi_transport mpi(MPI_COMM_WORLD, mpi_test::patient());
-  const std::vector<float> over_mpi = three_steps<Codec, Feedback>(mpi, codec);
+  const std::vector<float> over_mpi = three_steps<Codec, Feedback>(mpi, codec, config);
   std::vector<float> over_threads;
   const int me = mpi.rank();
   terse::run_local(mpi.size(), [&](terse::local_transport& local) {
-    auto result = three_steps<Codec, Feedback>(local, codec);
+    auto result = three_steps<Codec, Feedback>(local, codec, config);
     if (local.rank() == me) {
       over_threads = std::move(result);
     }
@@ -86,6 +87,14 @@ TEST_CASE("compressed allreduce over MPI: requantizable uniform<4> equals the lo
 TEST_CASE("compressed allreduce over MPI: gather-only top-k with residual equals the local transport")
 {
   check_mpi_matches_local<terse::compress::topk, terse::feedback::residual>({.density = 0.02f});
+}
+
+TEST_CASE("compressed allreduce over MPI: the sparse reduce-scatter equals the local transport bit for bit")
+{
+  // top-k: fixed sizes, two phases; threshold: sizes announced, four phases
+  const terse::allreduce_config sparse{.sparse = terse::sparse_aggregation::reduce_scatter};
+  check_mpi_matches_local<terse::compress::topk, terse::feedback::residual>({.density = 0.02f}, sparse);
+  check_mpi_matches_local<terse::compress::threshold, terse::feedback::residual>({.tau = 0.008f}, sparse);
 }
 
 #if defined(TERSE_WITH_BLAS)

@@ -22,6 +22,7 @@
 #include <terse/collective/detail/allreduce_engine.hpp>
 #include <terse/collective/detail/policy_arguments.hpp>
 #include <terse/collective/layout.hpp>
+#include <terse/collective/sparse_aggregation.hpp>
 #include <terse/compress/identity.hpp>
 #include <terse/core/concepts.hpp>
 #include <terse/core/error.hpp>
@@ -49,10 +50,13 @@ struct allreduce_config {
   /// on every rank (they all hold the same bits) when it holds NaN or Inf.
   /// Compressed paths always refuse non-finite input, on every rank.
   bool check_finite = true;
+  /// How gather-only codecs aggregate (the same on every rank). allgather
+  /// is exact; reduce_scatter sends bytes that do not grow with W.
+  sparse_aggregation sparse = sparse_aggregation::allgather;
 
   friend std::ostream& operator<<(std::ostream& os, const allreduce_config& c)
   {
-    return os << "{seed=" << c.seed << ", check_finite=" << c.check_finite << '}';
+    return os << "{seed=" << c.seed << ", check_finite=" << c.check_finite << ", sparse=" << c.sparse << '}';
   }
 };
 /// The same aggregate under the name the other collectives use.
@@ -80,6 +84,9 @@ template <class Allreduce>
 struct device_path;
 
 template <class Allreduce>
+class policies_before_load;
+
+template <class Allreduce>
 concept has_device_path = requires
 {
   sizeof(device_path<Allreduce>);
@@ -91,8 +98,10 @@ concept has_device_path = requires
 /// `Schedule` says so. The algorithm follows the codec's aggregation trait
 /// (docs/collectives.md): dense and summable payloads are reduce-scattered
 /// and allgathered; requantizable ones go to shard owners who average and
-/// re-encode them; gather-only ones go to every rank; PowerSGD runs its own
-/// two allreduces. Tensors smaller than the layout's `dense_below` go
+/// re-encode them; gather-only ones go to every rank, or, with
+/// `allreduce_config::sparse = sparse_aggregation::reduce_scatter`, to shard
+/// owners who average and re-select them; PowerSGD runs its own two
+/// allreduces. Tensors smaller than the layout's `dense_below` go
 /// uncompressed.
 ///
 /// A step is a transaction: non-finite input or a malformed payload on any
@@ -131,6 +140,11 @@ class allreduce {
   {
     if constexpr (requires { compressor_.density; }) {
       target_density_ = static_cast<double>(compressor_.density);
+    }
+    if constexpr (requires { compressor_.passes_infinity(); }) {
+      TERSE_EXPECTS(!(Feedback::stateful && compressor_.passes_infinity()),
+                    "a codec that passes Inf into the average (overflow::infinity) cannot be used with error "
+                    "feedback: the residual would become infinite; use feedback::none, or overflow::raise");
     }
   }
 
@@ -271,6 +285,12 @@ class allreduce {
  private:
   template <class>
   friend struct detail::device_path;
+  template <class>
+  friend class detail::policies_before_load;
+
+  // The feedback's, codec's and schedule's state, in save()'s order.
+  void save_policies(state_writer& w) const;
+  void load_policies(state_reader& r);
 
   template <memory_space S>
   static constexpr void check_transport()
@@ -299,7 +319,13 @@ class allreduce {
 
   typename engine_type::policies policies() noexcept
   {
-    return {compressor_, feedback_, *transport_, config_.seed, exchanges_, config_.check_finite};
+    return {compressor_,
+            feedback_,
+            *transport_,
+            config_.seed,
+            exchanges_,
+            config_.check_finite,
+            config_.sparse == sparse_aggregation::reduce_scatter};
   }
 
   // DGC's density warm-up: the codec's density for this step.
@@ -319,6 +345,7 @@ class allreduce {
     static_assert(detail::has_device_path<allreduce>,
                   "terse::allreduce: averaging device buffers runs the CUDA path: include "
                   "<terse/cuda/allreduce.cuh> in a translation unit compiled by nvcc");
+    detail::check_device_aggregation(config_.sparse, Compressor::aggregation_kind);
     detail::device_path<allreduce>::average(*this, values, stream);
     ++exchanges_;
   }

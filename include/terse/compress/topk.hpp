@@ -39,6 +39,8 @@ namespace terse::compress {
 struct topk {
   static constexpr aggregation aggregation_kind = aggregation::gather_only;
   static constexpr wire::codec_id id = wire::codec_id::topk;
+  /// encode always writes exactly max_encoded_bytes(n) (concepts::fixed_size_compressor).
+  static constexpr bool fixed_encoded_size = true;
 
   /// Fraction of values sent, in (0, 1]; k = ceil(density * n).
   float density = 0.01f;

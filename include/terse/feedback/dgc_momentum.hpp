@@ -121,6 +121,18 @@ class dgc_momentum {
     }
   }
 
+  /// Adds `lost` to the accumulator v at [offset, offset + lost.size()) of
+  /// segment `id`, after its commit (what a sparse reduce-scatter owner's
+  /// re-selection dropped); the momentum is left as commit masked it.
+  void hold_back(bucket_id id, std::size_t offset, host_span<const float> lost)
+  {
+    const host_span<float> v = accumulated_.existing(id);
+    TERSE_EXPECTS(offset + lost.size() <= v.size(), "hold_back past the end of the segment");
+    for (std::size_t i = 0; i < lost.size(); ++i) {
+      v[offset + i] += lost[i];
+    }
+  }
+
   void save(state_writer& out) const
   {
     out.section("feedback::dgc_momentum");

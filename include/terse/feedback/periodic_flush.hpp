@@ -12,6 +12,7 @@
 #include <terse/core/state_io.hpp>
 #include <terse/feedback/residual.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <utility>
@@ -39,6 +40,15 @@ class periodic_flush {
   void commit(bucket_id id, host_span<const float> compensated, host_span<const float> decoded)
   {
     inner_.commit(id, compensated, decoded);
+  }
+
+  /// Forwarded to Inner where it has it (the sparse reduce-scatter's drop).
+  void hold_back(bucket_id id, std::size_t offset, host_span<const float> lost) requires requires(Inner& i)
+  {
+    i.hold_back(id, offset, lost);
+  }
+  {
+    inner_.hold_back(id, offset, lost);
   }
 
   /// Forwarded so a flushed DGC keeps its clipping and warm-up.

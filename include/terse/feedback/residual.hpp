@@ -12,6 +12,7 @@
 /// collective instead has the codec write e_new into staging() in its
 /// encoding pass and calls commit_staged().
 
+#include <terse/core/error.hpp>
 #include <terse/core/policy_types.hpp>
 #include <terse/core/span.hpp>
 #include <terse/core/state_io.hpp>
@@ -51,6 +52,18 @@ class residual {
   host_span<float> staging(bucket_id id, std::size_t count) { return staged_.get(id, count); }
   /// Makes the staged error current (after the exchange succeeded).
   void commit_staged(bucket_id id) { error_.swap(id, staged_); }
+
+  /// Adds `lost` to the error held back at [offset, offset + lost.size())
+  /// of segment `id`, after its commit: what a sparse reduce-scatter owner's
+  /// re-selection dropped, so it is sent in a later step.
+  void hold_back(bucket_id id, std::size_t offset, host_span<const float> lost)
+  {
+    const host_span<float> e = error_.existing(id);
+    TERSE_EXPECTS(offset + lost.size() <= e.size(), "hold_back past the end of the segment");
+    for (std::size_t i = 0; i < lost.size(); ++i) {
+      e[offset + i] += lost[i];
+    }
+  }
 
   /// Squared norm of everything held back (bounded under EF: a test checks).
   double held_back_squared_norm() const { return error_.squared_norm(); }

@@ -2,14 +2,29 @@
 /// @file
 /// The allreduce's algorithm, written once: a step is a set of units (one
 /// per compressed segment, one per bucket's dense tensors), each a short
-/// sequence of local work and grouped exchanges:
+/// sequence of local work and grouped exchanges (phase p uses tag
+/// unit tag + p mod 2; messages of one tag match in posting order):
 ///
-/// | path | phase 0 exchange | local work | phase 1 exchange |
-/// |---|---|---|---|
-/// | dense, summable | block d to rank d (reduce-scatter) | fold the W contributions in rank order | own block to all
-/// (allgather) | | requantizable | shard d's payload to rank d | owner decodes W payloads, averages, re-encodes |
-/// owner's payload to all | | gather-only | payload sizes to all | | payload to all | | self-reducing (PowerSGD) | its
-/// own allreduces when the step completes, in unit order | | |
+/// - dense, summable: (0) block d to rank d (reduce-scatter); fold the W
+///   contributions in rank order; (1) own block to all (allgather).
+/// - requantizable: (0) shard d's payload to rank d; the owner decodes the W
+///   payloads in rank order, averages, re-encodes; (1) owner's payload to all.
+/// - gather-only, sparse_aggregation::allgather: (0) payload sizes to all;
+///   (1) payload to all; every rank decodes all W in rank order.
+/// - gather-only, sparse_aggregation::reduce_scatter, fixed-size codec
+///   (top-k): (0) shard d's payload to rank d; the owner decodes the W in
+///   rank order, averages, re-selects (re-encodes, phase 1); (1) owner's
+///   payload to all; every rank decodes the W shards. 2 round trips.
+/// - the same, variable-size codec (threshold, DGC): (0) shard d's payload
+///   size to rank d; (1) the payload to rank d; owner as above; (2) the
+///   re-selected payload's size to all; (3) the payload to all. 4 round
+///   trips, exact sizes (threshold's bound is dense-sized: no padding).
+/// - self-reducing (PowerSGD): its own allreduces when the step completes,
+///   in unit order.
+///
+/// In the sparse reduce-scatter, what an owner's re-selection drops, W
+/// (average - decoded re-selection) on its shard, is held back by the
+/// owner's feedback at commit (allreduce_sparse.inl).
 ///
 /// A unit starts when its bucket does; its later phases are posted whenever
 /// the trainer calls into the collective (start, poll, wait_all), so no
@@ -54,6 +69,14 @@ concept stages_residual = requires(F& f, bucket_id id, std::size_t n)
   f.commit_staged(id);
 };
 
+/// A feedback rule that can add to what it holds back (after commit): the
+/// sparse reduce-scatter gives it what an owner's re-selection dropped.
+template <class F>
+concept holds_back = requires(F& f, bucket_id id, std::size_t offset, host_span<const float> lost)
+{
+  f.hold_back(id, offset, lost);
+};
+
 template <class F>
 concept flushes = requires(const F& f, std::uint64_t step)
 {
@@ -80,6 +103,8 @@ struct step_policies {
   std::uint64_t seed;
   std::uint64_t step;
   bool check_finite;
+  /// Gather-only codecs: sparse reduce-scatter instead of allgather.
+  bool sparse_reduce_scatter = false;
 };
 
 template <class C, class F, class T>
@@ -91,6 +116,8 @@ class allreduce_engine {
   static constexpr bool fusable = concepts::residual_fusing_compressor<C> && stages_residual<F> &&
                                   C::aggregation_kind != aggregation::summable && !self_reducing;
   static constexpr bool whole_gradient = sees_whole_gradient<F>;
+  /// The sparse reduce-scatter's payload sizes are known in advance (top-k).
+  static constexpr bool fixed_size = concepts::fixed_size_compressor<C>;
 
   explicit allreduce_engine(const layout& shape)
       : units_(plan_units(shape, compresses)),
@@ -142,6 +169,15 @@ class allreduce_engine {
   void gather_begin(policies& p, step_unit& u);
   void gather_payloads(policies& p, step_unit& u);
   void gather_end(policies& p, step_unit& u);
+  void sparse_begin(policies& p, step_unit& u);
+  void sparse_to_owners(policies& p, step_unit& u);
+  void sparse_owner(policies& p, step_unit& u);
+  void sparse_from_owners(policies& p, step_unit& u);
+  void sparse_end(policies& p, step_unit& u);
+  void sparse_advance(policies& p, step_unit& u);
+  void keep_reselection_error(policies& p, step_unit& u, bool committed);
+  host_span<const std::byte> contribution(policies& p, const step_unit& u, int source) const;
+  host_span<const std::byte> reselected(policies& p, const step_unit& u, int owner) const;
   std::size_t encode_into(policies& p, step_unit& u, const codec_context& ctx, std::size_t offset, std::size_t count,
                           host_span<std::byte> out, frame_status& status);
   void decode_own(policies& p, step_unit& u, const codec_context& ctx, host_span<const std::byte> payload,
@@ -166,4 +202,5 @@ class allreduce_engine {
 }  // namespace terse::detail
 
 #include <terse/collective/detail/allreduce_paths.inl>
+#include <terse/collective/detail/allreduce_sparse.inl>
 #include <terse/collective/detail/allreduce_step.inl>

@@ -46,6 +46,7 @@ void allreduce_engine<C, F, T>::launch(policies& p, const layout& shape, step_un
   u.failed = false;
   u.flush = false;
   u.fused = false;
+  u.reselected = false;
   at_least(u.result, u.count);
   if (u.kind == unit_kind::dense) {
     if (u.whole_bucket) {
@@ -109,6 +110,8 @@ void allreduce_engine<C, F, T>::launch_compressed(policies& p, const layout& sha
     reduce_scatter<wire_t>(p, u, host_span<const wire_t>(wire));
   } else if constexpr (C::aggregation_kind == aggregation::requantizable) {
     requantize_begin(p, u);
+  } else if (p.sparse_reduce_scatter) {
+    sparse_begin(p, u);
   } else {
     gather_begin(p, u);
   }

@@ -205,6 +205,9 @@ void allreduce_engine<C, F, T>::commit(policies& p, const layout& shape)
     }
     const segment& seg = shape.segments()[u.segment];
     const host_span<const float> result(u.result.data(), u.count);
+    if (u.reselected) {
+      keep_reselection_error(p, u, false);
+    }
     if (u.flush) {
       p.feedback.commit(seg.id, u.compensated, u.compensated);
     } else if constexpr (stages_residual<F>) {
@@ -217,6 +220,9 @@ void allreduce_engine<C, F, T>::commit(policies& p, const layout& shape)
     } else if constexpr (F::stateful) {
       p.feedback.commit(seg.id, u.compensated,
                         self_reducing ? result : host_span<const float>(u.own_decoded.data(), u.count));
+    }
+    if (u.reselected) {
+      keep_reselection_error(p, u, true);
     }
     std::copy_n(u.result.data(), u.count, values.data() + (seg.offset - b.offset));
   }
@@ -231,7 +237,7 @@ void allreduce_engine<C, F, T>::post(policies& p, step_unit& u, int phase)
     return;
   }
   u.pending = p.transport.start_exchange(host_span<const outgoing<>>(sends_), host_span<const incoming<>>(recvs_),
-                                         u.tag + phase);
+                                         u.tag + (phase & 1));
   u.stage = unit_stage::exchanging;
 }
 
@@ -265,6 +271,8 @@ void allreduce_engine<C, F, T>::advance(policies& p, step_unit& u)
     } else {
       requantize_end(p, u);
     }
+  } else if (p.sparse_reduce_scatter) {
+    sparse_advance(p, u);
   } else {
     if (u.phase == 0) {
       gather_payloads(p, u);
@@ -305,7 +313,7 @@ void allreduce_engine<C, F, T>::poison(policies& p, step_unit& u)
     } else if constexpr (C::aggregation_kind == aggregation::requantizable) {
       return frame_room(p, u, 0);
     } else {
-      return sizeof(std::uint64_t);
+      return p.sparse_reduce_scatter && fixed_size ? frame_room(p, u, r) : sizeof(std::uint64_t);
     }
   };
   if constexpr (self_reducing) {

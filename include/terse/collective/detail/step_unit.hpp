@@ -55,6 +55,7 @@ struct step_unit {
   bool failed = false;                   ///< the transport raised while this unit exchanged
   bool flush = false;                    ///< compensated values sent dense (periodic_flush)
   bool fused = false;                    ///< the codec wrote the residual into the feedback's staging
+  bool reselected = false;               ///< sparse reduce-scatter: an owner re-selected each shard
   host_span<const float> input{};        ///< what this rank contributes (the caller's values, or packed)
   host_span<const float> compensated{};  ///< input plus held-back error (the feedback's buffer)
 
@@ -62,6 +63,7 @@ struct step_unit {
   std::vector<float> packed, result, own_decoded;
   std::vector<std::byte> send, recv, owner, gathered;
   std::vector<std::uint64_t> sizes;
+  std::vector<std::size_t> offsets;  ///< sparse reduce-scatter: where each rank's frame lies
 };
 
 /// Numbers the units of `shape`. With `compress` false every bucket is one

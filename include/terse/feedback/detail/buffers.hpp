@@ -33,6 +33,14 @@ class keyed_buffers {
     return host_span<float>(buffer);
   }
 
+  /// The buffer of `id`, which get() has sized already.
+  host_span<float> existing(bucket_id id)
+  {
+    TERSE_EXPECTS(id < buffers_.size() && !buffers_[id].empty(),
+                  "feedback state for segment " + std::to_string(id) + " does not exist yet");
+    return host_span<float>(buffers_[id]);
+  }
+
   /// Exchanges the contents of id's buffer with `other`'s (commit of a
   /// staged update in O(1)).
   void swap(bucket_id id, keyed_buffers& other) { buffers_[id].swap(other.buffers_[id]); }

@@ -7,9 +7,12 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <sstream>
+#include <streambuf>
+#include <string>
 #include <vector>
 
 #include "test_codecs.hpp"
@@ -280,5 +283,76 @@ TEST_CASE("restoring state into another world size, rank, layout or codec raises
       terse::allreduce<test_codecs::grid, terse::feedback::residual> other_rank(t, terse::layout::single(16));
       CHECK(load_error(other_rank));
     }
+  });
+}
+
+TEST_CASE("a load that fails halfway changes nothing; a state loads from a stream that cannot seek")
+{
+  // Residual feedback over three compressed segments. `earlier` is the state
+  // after two steps, `current` after three. Loading `earlier` cut short (in
+  // its last residual) or with its last residual's length corrupted must
+  // raise errc::io and leave `current` as it was, although the first
+  // residuals of `earlier` were already read; the whole of `earlier` through
+  // a forward-only stream must load.
+  const terse::layout& shape = mixed_layout();
+  using sync_t = terse::allreduce<test_codecs::grid, terse::feedback::residual>;
+  terse::run_local(2, [&](terse::local_transport& t) {
+    sync_t sync(t, shape, {}, test_codecs::grid{.step = 0.125f});
+    std::vector<float> g(shape.total());
+    std::string earlier;
+    for (int step = 0; step < 3; ++step) {
+      for (std::size_t i = 0; i < g.size(); ++i) {
+        g[i] = 0.011f * static_cast<float>((i * 13 + static_cast<std::size_t>(t.rank() * 5 + step)) % 29) - 0.15f;
+      }
+      sync.average(terse::host_span<float>(g));
+      if (step == 1) {
+        std::ostringstream out;
+        sync.save(out);
+        earlier = out.str();
+      }
+    }
+    std::ostringstream now;
+    sync.save(now);
+    const std::string current = now.str();
+    REQUIRE(current != earlier);
+    const auto unchanged = [&] {
+      std::ostringstream out;
+      sync.save(out);
+      return out.str() == current;
+    };
+
+    std::istringstream short_blob(earlier.substr(0, earlier.size() - 10));
+    CHECK_THROWS_AS(sync.load(short_blob), terse::error);
+    CHECK(unchanged());
+
+    // The last residual (4096 floats) ends the blob; its length sits just before it.
+    std::string corrupt = earlier;
+    const std::size_t length_at = corrupt.size() - 4096 * sizeof(float) - sizeof(std::uint64_t);
+    std::uint64_t length = 0;
+    std::memcpy(&length, corrupt.data() + length_at, sizeof length);
+    REQUIRE(length == 4096);
+    const std::uint64_t huge = std::uint64_t{1} << 40;
+    std::memcpy(corrupt.data() + length_at, &huge, sizeof huge);
+    std::istringstream corrupt_blob(corrupt);
+    try {
+      sync.load(corrupt_blob);
+      FAIL("a corrupt length was accepted");
+    } catch (const terse::error& e) {
+      CHECK(e.code() == terse::errc::io);
+    }
+    CHECK(unchanged());
+
+    struct forward_only : std::streambuf {
+      explicit forward_only(std::string& bytes) { setg(bytes.data(), bytes.data(), bytes.data() + bytes.size()); }
+      pos_type seekoff(off_type, std::ios_base::seekdir, std::ios_base::openmode) override { return pos_type(-1); }
+      pos_type seekpos(pos_type, std::ios_base::openmode) override { return pos_type(-1); }
+    };
+    std::string bytes = earlier;
+    forward_only pipe(bytes);
+    std::istream piped(&pipe);
+    sync.load(piped);
+    std::ostringstream reloaded;
+    sync.save(reloaded);
+    CHECK(reloaded.str() == earlier);
   });
 }

@@ -2,6 +2,7 @@
 // replicas stay bit-identical, exact settings give the exact average, and
 // lossy ones stay within their error bounds.
 #include <terse/collective/allreduce.hpp>
+#include <terse/compress/cast.hpp>
 #include <terse/compress/dgc.hpp>
 #include <terse/compress/randomk.hpp>
 #include <terse/compress/sign.hpp>
@@ -15,6 +16,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "../compress/codec_test_support.hpp"
@@ -182,3 +184,51 @@ TEST_CASE("PowerSGD through the collective recovers a shared rank-2 gradient and
   CHECK(std::sqrt(err / norm) < 0.2);
 }
 #endif
+
+TEST_CASE("fp16 overflow in the allreduce: an error on every rank by default, Inf or saturation when asked")
+{
+  // Every rank averages {1e5, -3e5, 1, 7e4}: three values beyond fp16's range.
+  const std::vector<float> input{1e5f, -3e5f, 1.0f, 7e4f};
+  const auto average_with = [&](terse::compress::overflow policy) {
+    std::vector<std::vector<float>> out(4);
+    std::vector<int> raised(4, 0);
+    terse::run_local(4, [&](terse::local_transport& t) {
+      terse::allreduce sync(t, terse::layout::single(4), terse::compress::cast_fp16{.on_overflow = policy});
+      std::vector<float> v = input;
+      try {
+        sync.average(terse::host_span<float>(v));
+      } catch (const terse::error& e) {
+        raised[static_cast<std::size_t>(t.rank())] = e.code() == terse::errc::non_finite ? 1 : 2;
+        CHECK(std::memcmp(v.data(), input.data(), sizeof(float) * 4) == 0);  // untouched
+      }
+      out[static_cast<std::size_t>(t.rank())] = v;
+    });
+    return std::pair{out, raised};
+  };
+  {
+    const auto [out, raised] = average_with(terse::compress::overflow::raise);
+    CHECK(raised == std::vector<int>(4, 1));
+  }
+  {
+    const auto [out, raised] = average_with(terse::compress::overflow::infinity);
+    CHECK(raised == std::vector<int>(4, 0));
+    for (const auto& v : out) {
+      CHECK(v[0] == INFINITY);
+      CHECK(v[1] == -INFINITY);
+      CHECK(v[2] == 1.0f);
+      CHECK(v[3] == INFINITY);
+    }
+  }
+  {
+    const auto [out, raised] = average_with(terse::compress::overflow::saturate);
+    CHECK(raised == std::vector<int>(4, 0));
+    CHECK(out[0] == std::vector<float>{65504.0f, -65504.0f, 1.0f, 65504.0f});
+  }
+  // Inf in the average and a residual do not mix: refused when built.
+  terse::run_local(1, [&](terse::local_transport& t) {
+    CHECK_THROWS_AS(terse::allreduce(t, terse::layout::single(4),
+                                     terse::compress::cast_fp16{.on_overflow = terse::compress::overflow::infinity},
+                                     terse::feedback::residual{}),
+                    terse::error);
+  });
+}

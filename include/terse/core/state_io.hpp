@@ -9,7 +9,9 @@
 /// and writes named sections of scalars and arrays. The reader checks every
 /// section name, scalar size and array length against what it expects, so a
 /// blob from another layout, codec or build raises terse::error(errc::io)
-/// naming the first disagreement, never a silent misread.
+/// naming the first disagreement, never a silent misread. It reads strictly
+/// forward (a pipe or a socket will do: nothing seeks), and an array length
+/// above the reader's limit is refused before anything is allocated for it.
 
 #include <terse/core/error.hpp>
 #include <terse/core/span.hpp>
@@ -24,6 +26,12 @@
 #include <type_traits>
 
 namespace terse {
+
+namespace detail {
+/// Elements of policy state that do not scale with a collective's buffer
+/// (FDA's sketch): collectives allow this much beyond their own size.
+inline constexpr std::uint64_t fixed_state_room = std::uint64_t{1} << 22;
+}  // namespace detail
 
 class state_writer {
  public:
@@ -76,9 +84,15 @@ class state_reader {
  public:
   explicit state_reader(std::istream& in) : in_(&in) {}
 
+  /// The most elements an array may claim. Collectives set it from their
+  /// layout, so a corrupt length raises errc::io instead of allocating.
+  void limit_arrays(std::uint64_t elements) noexcept { limit_ = elements; }
+  std::uint64_t array_limit() const noexcept { return limit_; }
+
   /// Expects the section `name` next.
   void section(std::string_view name)
   {
+    TERSE_CHECK(!pending_, errc::io, "terse state: expected section '" + std::string(name) + "', found an array");
     TERSE_CHECK(get<std::uint32_t>() == state_writer::section_marker, errc::io,
                 "terse state: expected section '" + std::string(name) + "'");
     const auto length = get<std::uint32_t>();
@@ -93,6 +107,7 @@ class state_reader {
   template <class T>
   requires std::is_trivially_copyable_v<T> T value()
   {
+    TERSE_CHECK(!pending_, errc::io, "terse state: expected a scalar, found an array");
     TERSE_CHECK(get<std::uint32_t>() == sizeof(T), errc::io, "terse state: a scalar has another size");
     T v;
     raw(&v, sizeof(T));
@@ -104,26 +119,40 @@ class state_reader {
   requires std::is_trivially_copyable_v<T>
   void array(host_span<T> out)
   {
-    TERSE_CHECK(get<std::uint32_t>() == sizeof(T), errc::io, "terse state: array elements have another size");
-    const auto count = get<std::uint64_t>();
-    TERSE_CHECK(count == out.size(), errc::io,
-                "terse state: array of " + std::to_string(count) + " elements where " + std::to_string(out.size()) +
-                    " are expected");
+    const array_header header = next_array();
+    pending_ = false;
+    TERSE_CHECK(header.element_size == sizeof(T), errc::io, "terse state: array elements have another size");
+    TERSE_CHECK(header.count == out.size(), errc::io,
+                "terse state: array of " + std::to_string(header.count) + " elements where " +
+                    std::to_string(out.size()) + " are expected");
     raw(out.data(), out.size_bytes());
   }
 
   /// The length of the next array, without consuming it (for state whose
-  /// size is itself saved).
-  std::uint64_t peek_array_length()
-  {
-    const auto position = in_->tellg();
-    TERSE_CHECK(get<std::uint32_t>() != 0, errc::io, "terse state: bad array");
-    const auto count = get<std::uint64_t>();
-    in_->seekg(position);
-    return count;
-  }
+  /// size is itself saved). At most array_limit().
+  std::uint64_t peek_array_length() { return next_array().count; }
 
  private:
+  struct array_header {
+    std::uint32_t element_size = 0;
+    std::uint64_t count = 0;
+  };
+
+  // The next array's header: read once, kept until the array is read.
+  array_header next_array()
+  {
+    if (!pending_) {
+      header_.element_size = get<std::uint32_t>();
+      header_.count = get<std::uint64_t>();
+      TERSE_CHECK(header_.element_size != 0, errc::io, "terse state: bad array");
+      pending_ = true;
+    }
+    TERSE_CHECK(header_.count <= limit_, errc::io,
+                "terse state: an array claims " + std::to_string(header_.count) + " elements, more than the " +
+                    std::to_string(limit_) + " this state can hold");
+    return header_;
+  }
+
   template <class T>
   T get()
   {
@@ -138,6 +167,9 @@ class state_reader {
   }
 
   std::istream* in_;
+  std::uint64_t limit_ = std::uint64_t{1} << 40;
+  array_header header_;
+  bool pending_ = false;
 };
 
 }  // namespace terse

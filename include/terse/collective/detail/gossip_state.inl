@@ -42,6 +42,9 @@ void gossip<V, M, T, S>::load(std::istream& in)
 {
   TERSE_EXPECTS(!pending_, "load: a round is in flight; wait for it first");
   state_reader r(in);
+  // Nothing gossip or its policies save is longer than the vector, beyond
+  // fixed-size state: a longer array is corrupt, refused before allocating.
+  r.limit_arrays(count_ + 1 + detail::fixed_state_room);
   r.section("terse::gossip");
   TERSE_CHECK(r.value<std::uint32_t>() == detail::gossip_state_version, errc::io, "gossip state has another version");
   const auto world = r.value<std::int32_t>();

@@ -9,8 +9,11 @@
 
 #include <terse/collective/allreduce.hpp>
 #include <terse/collective/gossip.hpp>
+#include <terse/collective/groups.hpp>
+#include <terse/collective/hierarchical.hpp>
 #include <terse/collective/layout.hpp>
 #include <terse/collective/mixers.hpp>
+#include <terse/collective/relaysum.hpp>
 #include <terse/compress/adaptive.hpp>
 #include <terse/compress/cast.hpp>
 #include <terse/compress/dgc.hpp>
@@ -34,6 +37,7 @@
 #include <terse/core/state_io.hpp>
 #include <terse/core/stream.hpp>
 #include <terse/core/verbs.hpp>
+#include <terse/cost/model.hpp>
 #include <terse/feedback/dgc_momentum.hpp>
 #include <terse/feedback/none.hpp>
 #include <terse/feedback/periodic_flush.hpp>

@@ -8,7 +8,7 @@
 ///     offset size field
 ///     0      2    magic   0x5354 ("TS")
 ///     2      1    version 1
-///     3      1    codec   terse::wire::codec_id
+///     3      1    codec   terse::wire::codec_id (128..255: user codecs)
 ///     4      4    param   codec parameter (bits, levels, k ...)
 ///     8      8    count   elements the payload describes
 ///     16     8    aux     codec-specific (bucket size, stored count ...)
@@ -67,7 +67,28 @@ constexpr std::string_view to_string(codec_id id) noexcept
     case codec_id::powersgd: return "powersgd";
     case codec_id::adaptive: return "adaptive";
   }
-  return "unknown";
+  return static_cast<std::uint8_t>(id) >= 128 ? "user codec" : "unknown";
+}
+
+/// Ids 128 to 255 are reserved for codecs written outside terse: a user
+/// codec declares `static constexpr terse::wire::codec_id id =
+/// terse::wire::user_codec(n)` with n in 0..127 (unique within a program),
+/// writes this header with it, and terse never uses those ids. The id keys
+/// checkpoints (a state saved under one codec does not load under another)
+/// and payload validation (read_header rejects another codec's bytes).
+inline constexpr std::uint8_t first_user_codec = 128;
+
+consteval codec_id user_codec(unsigned n)
+{
+  if (n >= 128) {
+    throw "terse::wire::user_codec(n): n must be below 128";  // a compile-time error
+  }
+  return static_cast<codec_id>(first_user_codec + n);
+}
+
+constexpr bool is_user_codec(codec_id id) noexcept
+{
+  return static_cast<std::uint8_t>(id) >= first_user_codec;
 }
 
 inline constexpr std::uint16_t magic = 0x5354;
@@ -99,7 +120,9 @@ inline void write_header(host_span<std::byte> out, const header& h)
 /// `expected` payload of exactly `expected_count` elements.
 inline header read_header(host_span<const std::byte> payload, codec_id expected, std::uint64_t expected_count)
 {
-  const std::string codec_name(to_string(expected));
+  const std::string codec_name = is_user_codec(expected)
+                                     ? "user codec " + std::to_string(static_cast<unsigned>(expected))
+                                     : std::string(to_string(expected));
   TERSE_CHECK(payload.size() >= header_bytes, errc::malformed_payload,
               codec_name + " payload of " + std::to_string(payload.size()) + " bytes is shorter than its header");
   const std::byte* p = payload.data();

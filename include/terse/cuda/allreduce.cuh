@@ -36,6 +36,8 @@
 #include <terse/cuda/powersgd.cuh>
 #endif
 
+#include <terse/cuda/detail/codec_dispatch.cuh>
+
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
@@ -75,7 +77,7 @@ struct device_path<allreduce<C, F, T, S>> {
       requires(C & c, const codec_context& ctx, device_span<const float> g, device_span<float> e,
                device_span<std::byte> out, cudaStream_t s, device_workspace& w, device_feedback<F>& d, bucket_id id)
   {
-    cuda::encode_residual(c, ctx, g, device_span<const float>(e), e, out, s, w);
+    device_codec::call_encode_residual(c, ctx, g, device_span<const float>(e), e, out, s, w);
     d.staging(id, std::size_t{}, s);
     d.commit_staged(id);
   };
@@ -329,7 +331,7 @@ struct device_path<allreduce<C, F, T, S>> {
     const device_span<wire_t> summed(reinterpret_cast<wire_t*>(st.wire_summed.data()), m + 1);
     bool finite = true;
     try {
-      cuda::encode_values(a.compressor_, ctx, comp, local.first(m), stream, st.workspace);
+      device_codec::call_encode_values(a.compressor_, ctx, comp, local.first(m), stream, st.workspace);
     } catch (const error& e) {
       if (e.code() != errc::non_finite) {
         throw;
@@ -351,11 +353,12 @@ struct device_path<allreduce<C, F, T, S>> {
     }
     if constexpr (device_feedback<F>::stateful) {
       st.own_decoded.reserve(values.size());
-      cuda::decode_values(a.compressor_, ctx, device_span<const wire_t>(local.first(m)),
-                          st.own_decoded.span(values.size()), stream, st.workspace);
+      device_codec::call_decode_values(a.compressor_, ctx, device_span<const wire_t>(local.first(m)),
+                                       st.own_decoded.span(values.size()), stream, st.workspace);
       st.feedback.commit(id, comp, device_span<const float>(st.own_decoded.span(values.size())), stream);
     }
-    cuda::decode_values(a.compressor_, ctx, device_span<const wire_t>(summed.first(m)), values, stream, st.workspace);
+    device_codec::call_decode_values(a.compressor_, ctx, device_span<const wire_t>(summed.first(m)), values, stream,
+                                     st.workspace);
   }
 
   /// Encodes [offset, offset + count) of the segment (fused with the
@@ -368,12 +371,12 @@ struct device_path<allreduce<C, F, T, S>> {
     try {
       if constexpr (fusable) {
         const std::size_t n = values.size();
-        return cuda::encode_residual(a.compressor_, ctx, device_span<const float>(values.subspan(offset, count)),
-                                     st.feedback.error(id, n, stream).subspan(offset, count),
-                                     st.feedback.staging(id, n, stream).subspan(offset, count), out, stream,
-                                     st.workspace);
+        return device_codec::call_encode_residual(
+            a.compressor_, ctx, device_span<const float>(values.subspan(offset, count)),
+            st.feedback.error(id, n, stream).subspan(offset, count),
+            st.feedback.staging(id, n, stream).subspan(offset, count), out, stream, st.workspace);
       } else {
-        return cuda::encode(a.compressor_, ctx, comp.subspan(offset, count), out, stream, st.workspace);
+        return device_codec::call_encode(a.compressor_, ctx, comp.subspan(offset, count), out, stream, st.workspace);
       }
     } catch (const error& e) {
       if (e.code() != errc::non_finite) {
@@ -477,8 +480,9 @@ struct device_path<allreduce<C, F, T, S>> {
       for (int s = 0; s < world; ++s) {
         const auto payload = device_span<const std::byte>(frame_at(st.send, s).data() + frame_header_bytes,
                                                           lengths[static_cast<std::size_t>(s)]);
-        cuda::decode_add(a.compressor_, shard_context(s, 0), payload,
-                         st.own_decoded.span(n).subspan(shard(s).begin, shard(s).count), stream, st.workspace);
+        device_codec::call_decode_add(a.compressor_, shard_context(s, 0), payload,
+                                      st.own_decoded.span(n).subspan(shard(s).begin, shard(s).count), stream,
+                                      st.workspace);
       }
     }
 
@@ -520,7 +524,7 @@ struct device_path<allreduce<C, F, T, S>> {
         const frame_view f = host_frame(st, static_cast<std::size_t>(source), block);
         seen = worst(seen, f.status);
         if (f.status == frame_status::ok) {
-          cuda::decode_add(
+          device_codec::call_decode_add(
               a.compressor_, shard_context(rank, 0),
               device_span<const std::byte>(frame_at(st.recv, source).data() + frame_header_bytes, f.payload.size()),
               st.owner_sum.span(mine.count), stream, st.workspace);
@@ -539,7 +543,7 @@ struct device_path<allreduce<C, F, T, S>> {
     std::size_t owner_length = 0;
     if (seen == frame_status::ok) {
       try {
-        owner_length = cuda::encode(
+        owner_length = device_codec::call_encode(
             a.compressor_, shard_context(rank, 1), device_span<const float>(st.owner_sum.span(mine.count)),
             device_span<std::byte>(st.owner_frame.data() + frame_header_bytes, owner_bytes - frame_header_bytes),
             stream, st.workspace);
@@ -580,7 +584,7 @@ struct device_path<allreduce<C, F, T, S>> {
     TERSE_CUDA_TRY(cudaMemsetAsync(values.data(), 0, values.size_bytes(), stream));
     for (int s = 0; s < world; ++s) {
       const auto i = static_cast<std::size_t>(s);
-      cuda::decode_add(
+      device_codec::call_decode_add(
           a.compressor_, shard_context(s, 1),
           device_span<const std::byte>(st.gathered.data() + gathered_offsets[i] + frame_header_bytes, owner_lengths[i]),
           values.subspan(shard(s).begin, shard(s).count), stream, st.workspace);
@@ -607,8 +611,9 @@ struct device_path<allreduce<C, F, T, S>> {
     if (own_status == frame_status::ok && device_feedback<F>::stateful && !fusable) {
       st.own_decoded.reserve(n);
       TERSE_CUDA_TRY(cudaMemsetAsync(st.own_decoded.data(), 0, n * sizeof(float), stream));
-      cuda::decode_add(a.compressor_, ctx, device_span<const std::byte>(st.send.data() + frame_header_bytes, length),
-                       st.own_decoded.span(n), stream, st.workspace);
+      device_codec::call_decode_add(a.compressor_, ctx,
+                                    device_span<const std::byte>(st.send.data() + frame_header_bytes, length),
+                                    st.own_decoded.span(n), stream, st.workspace);
     }
 
     // Sizes first (payloads differ), through device memory for NCCL.
@@ -649,9 +654,10 @@ struct device_path<allreduce<C, F, T, S>> {
     }
     TERSE_CUDA_TRY(cudaMemsetAsync(values.data(), 0, values.size_bytes(), stream));
     for (std::size_t s = 0; s < w; ++s) {
-      cuda::decode_add(a.compressor_, ctx,
-                       device_span<const std::byte>(st.gathered.data() + offsets[s] + frame_header_bytes, lengths[s]),
-                       values, stream, st.workspace);
+      device_codec::call_decode_add(
+          a.compressor_, ctx,
+          device_span<const std::byte>(st.gathered.data() + offsets[s] + frame_header_bytes, lengths[s]), values,
+          stream, st.workspace);
     }
     launch_feedback_kernel(feedback_scale_kernel, n, stream, values.data(), 1.0f / static_cast<float>(world),
                            std::uint64_t{n});

@@ -33,7 +33,7 @@ inline std::vector<std::byte> header(std::uint8_t codec, std::uint32_t param, st
   std::vector<std::byte> out(total, std::byte{0});
   const std::uint16_t magic = 0x5354;
   put_bytes(out, 0, &magic, 2);
-  out[2] = std::byte{1};
+  out[2] = std::byte{terse::wire::version};
   out[3] = static_cast<std::byte>(codec);
   put_bytes(out, 4, &param, 4);
   put_bytes(out, 8, &count, 8);

@@ -40,7 +40,7 @@ std::vector<std::byte> reference_payload(const std::vector<float>& v, std::size_
   const std::size_t n = v.size();
   const std::size_t buckets = ceil_div(n, bucket);
   std::vector<std::byte> out(24 + 4 * buckets + ceil_div(n, 8), std::byte{0});
-  store_u32(out, 0, 0x5354u | (1u << 16) | (6u << 24));  // magic, version 1, codec sign
+  store_u32(out, 0, 0x5354u | (2u << 16) | (6u << 24));  // magic, version 2, codec sign
   store_u32(out, 4, 1);
   store_u64(out, 8, n);
   store_u64(out, 16, bucket);

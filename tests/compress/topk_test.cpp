@@ -261,3 +261,19 @@ TEST_CASE("topk prints its settings")
   os << topk{.density = 0.25f};
   CHECK(os.str() == "topk{density=0.25}");
 }
+
+TEST_CASE("topk and dgc: k = ceil(density * n) with the float density's rounding forgiven")
+{
+  // 0.1f is 0.100000001..., 0.001f is 0.00100000005...: the plain ceiling of
+  // the product gave one pair too many.
+  CHECK(terse::detail::topk_count(0.1f, 1000) == 100);
+  CHECK(terse::detail::topk_count(0.001f, 1000000) == 1000);
+  CHECK(terse::detail::topk_count(0.07f, 100) == 7);
+  CHECK(terse::detail::topk_count(0.01f, 1000) == 10);
+  CHECK(terse::detail::topk_count(0.5f, 3) == 2);
+  CHECK(terse::detail::topk_count(0.011f, 1000) == 11);
+  CHECK(terse::detail::topk_count(0.0101f, 1000) == 11);  // 10.1: a real fraction still rounds up
+  CHECK(terse::detail::topk_count(1e-9f, 1000) == 1);
+  CHECK(terse::detail::topk_count(1.0f, 1000) == 1000);
+  CHECK(terse::compress::topk{.density = 0.1f}.max_encoded_bytes(1000) == 24 + 8 * 100);
+}

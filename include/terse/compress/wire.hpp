@@ -7,7 +7,7 @@
 ///
 ///     offset size field
 ///     0      2    magic   0x5354 ("TS")
-///     2      1    version 1
+///     2      1    version 2
 ///     3      1    codec   terse::wire::codec_id (128..255: user codecs)
 ///     4      4    param   codec parameter (bits, levels, k ...)
 ///     8      8    count   elements the payload describes
@@ -92,7 +92,9 @@ constexpr bool is_user_codec(codec_id id) noexcept
 }
 
 inline constexpr std::uint16_t magic = 0x5354;
-inline constexpr std::uint8_t version = 1;
+/// 2: top-k and DGC count k = ceil(density * n) with float rounding
+/// forgiven (detail::topk_count); version 1 payloads are refused.
+inline constexpr std::uint8_t version = 2;
 inline constexpr std::size_t header_bytes = 24;
 
 struct header {

@@ -35,15 +35,19 @@ TERSE_HOST_DEVICE TERSE_FORCEINLINE std::uint32_t magnitude_key_of_bits(std::uin
   return bits & 0x7fffffffu;
 }
 
-/// k = ceil(density * n), clamped to [1, n] for n > 0 (0 for n = 0). Computed
-/// in double (one correctly rounded product, then ceil) so every backend and
-/// the decoder agree.
+/// k = ceil(density * n), clamped to [1, n] for n > 0 (0 for n = 0). The
+/// density is a float, so a decimal one is a hair off (0.1f is
+/// 0.100000001...): a product within float rounding (a relative 2^-23)
+/// above an integer counts as that integer, so 0.1f on 1,000 values gives
+/// 100, not 101. Computed in double, the same on every backend and in the
+/// decoder (wire version 2; version 1 took the plain ceiling).
 TERSE_HOST_DEVICE TERSE_FORCEINLINE std::uint64_t topk_count(float density, std::uint64_t n) noexcept
 {
   if (n == 0) {
     return 0;
   }
-  const double product = static_cast<double>(density) * static_cast<double>(n);
+  const double exact = static_cast<double>(density) * static_cast<double>(n);
+  const double product = exact - exact * 0x1p-23;
   // ceil by hand (host and device alike): truncate, then round up a fraction.
   auto k = static_cast<std::uint64_t>(product);
   if (static_cast<double>(k) < product) {

@@ -536,7 +536,7 @@ struct device_path<allreduce<C, F, T, S>> {
         seen = frame_status::malformed;
       }
     }
-    launch_feedback_kernel(feedback_scale_kernel, mine.count, stream, st.owner_sum.data(),
+    launch_feedback_kernel(feedback_scale_kernel<>, mine.count, stream, st.owner_sum.data(),
                            1.0f / static_cast<float>(world), std::uint64_t{mine.count});
     const std::size_t owner_bytes = frame_bytes(rank);
     st.owner_frame.reserve(owner_bytes);
@@ -659,7 +659,7 @@ struct device_path<allreduce<C, F, T, S>> {
           device_span<const std::byte>(st.gathered.data() + offsets[s] + frame_header_bytes, lengths[s]), values,
           stream, st.workspace);
     }
-    launch_feedback_kernel(feedback_scale_kernel, n, stream, values.data(), 1.0f / static_cast<float>(world),
+    launch_feedback_kernel(feedback_scale_kernel<>, n, stream, values.data(), 1.0f / static_cast<float>(world),
                            std::uint64_t{n});
     commit(st, id, comp, device_span<const float>(st.own_decoded.span(n)), stream);
   }

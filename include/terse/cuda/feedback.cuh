@@ -38,6 +38,10 @@ inline unsigned feedback_blocks(std::size_t n) noexcept
 }
 
 // Grid-stride loops: any n with a bounded grid.
+// The kernels below are templates only so that every translation unit
+// including this header may define them (a non-template __global__
+// function defined in a header is a duplicate symbol at link time).
+template <class = void>
 __global__ void feedback_add_kernel(const float* a, const float* b, float* out, std::uint64_t n)
 {
   for (std::uint64_t i = blockIdx.x * std::uint64_t{blockDim.x} + threadIdx.x; i < n;
@@ -46,6 +50,7 @@ __global__ void feedback_add_kernel(const float* a, const float* b, float* out, 
   }
 }
 
+template <class = void>
 __global__ void feedback_subtract_kernel(const float* a, const float* b, float* out, std::uint64_t n)
 {
   for (std::uint64_t i = blockIdx.x * std::uint64_t{blockDim.x} + threadIdx.x; i < n;
@@ -54,6 +59,7 @@ __global__ void feedback_subtract_kernel(const float* a, const float* b, float* 
   }
 }
 
+template <class = void>
 __global__ void feedback_scale_kernel(float* x, float factor, std::uint64_t n)
 {
   for (std::uint64_t i = blockIdx.x * std::uint64_t{blockDim.x} + threadIdx.x; i < n;
@@ -62,6 +68,7 @@ __global__ void feedback_scale_kernel(float* x, float factor, std::uint64_t n)
   }
 }
 
+template <class = void>
 __global__ void feedback_dgc_compensate_kernel(const float* g, const float* m, const float* v, float* m_next,
                                                float* v_next, float momentum, float clip, std::uint64_t n)
 {
@@ -73,6 +80,7 @@ __global__ void feedback_dgc_compensate_kernel(const float* g, const float* m, c
   }
 }
 
+template <class = void>
 __global__ void feedback_dgc_commit_kernel(const float* v_next, const float* decoded, const float* m_next, float* v,
                                            float* m, std::uint64_t n)
 {
@@ -88,6 +96,7 @@ __global__ void feedback_dgc_commit_kernel(const float* v_next, const float* dec
 // block over the partials): deterministic run to run.
 inline constexpr int feedback_norm_blocks = 256;
 
+template <class = void>
 __global__ void feedback_sum_squares_partials_kernel(const float* x, std::uint64_t n, double* partials)
 {
   __shared__ double lanes[feedback_threads];
@@ -109,6 +118,7 @@ __global__ void feedback_sum_squares_partials_kernel(const float* x, std::uint64
   }
 }
 
+template <class = void>
 __global__ void feedback_sum_partials_kernel(const double* partials, int count, double* out)
 {
   if (threadIdx.x == 0 && blockIdx.x == 0) {
@@ -225,14 +235,14 @@ struct device_feedback<feedback::residual> {
   {
     const float* e = error_.get(id, g.size(), stream);
     float* p = staged_.get(id, g.size(), stream);
-    launch_feedback_kernel(feedback_add_kernel, g.size(), stream, g.data(), e, p, std::uint64_t{g.size()});
+    launch_feedback_kernel(feedback_add_kernel<>, g.size(), stream, g.data(), e, p, std::uint64_t{g.size()});
     return device_span<const float>(p, g.size());
   }
   void commit(bucket_id id, device_span<const float> compensated, device_span<const float> decoded, cudaStream_t stream)
   {
     float* e = error_.get(id, compensated.size(), stream);
-    launch_feedback_kernel(feedback_subtract_kernel, compensated.size(), stream, compensated.data(), decoded.data(), e,
-                           std::uint64_t{compensated.size()});
+    launch_feedback_kernel(feedback_subtract_kernel<>, compensated.size(), stream, compensated.data(), decoded.data(),
+                           e, std::uint64_t{compensated.size()});
   }
   // Fused codecs write the next residual into staging().
   device_span<const float> error(bucket_id id, std::size_t n, cudaStream_t stream)
@@ -274,11 +284,11 @@ struct device_feedback<feedback::dgc_momentum> {
     }
     partials_.reserve(feedback_norm_blocks + 1);
     pinned_.reserve(1);
-    feedback_sum_squares_partials_kernel<<<feedback_norm_blocks, feedback_threads, 0, stream>>>(
-        gradient.data(), gradient.size(), partials_.data());
+    feedback_sum_squares_partials_kernel<>
+        <<<feedback_norm_blocks, feedback_threads, 0, stream>>>(gradient.data(), gradient.size(), partials_.data());
     TERSE_CUDA_TRY(cudaGetLastError());
-    feedback_sum_partials_kernel<<<1, 1, 0, stream>>>(partials_.data(), feedback_norm_blocks,
-                                                      partials_.data() + feedback_norm_blocks);
+    feedback_sum_partials_kernel<>
+        <<<1, 1, 0, stream>>>(partials_.data(), feedback_norm_blocks, partials_.data() + feedback_norm_blocks);
     TERSE_CUDA_TRY(cudaGetLastError());
     TERSE_CUDA_TRY(cudaMemcpyAsync(pinned_.data(), partials_.data() + feedback_norm_blocks, sizeof(double),
                                    cudaMemcpyDeviceToHost, stream));
@@ -298,7 +308,7 @@ struct device_feedback<feedback::dgc_momentum> {
     const float* v = accumulated_.get(id, n, stream);
     float* m_next = staged_momentum_.get(id, n, stream);
     float* v_next = staged_accumulated_.get(id, n, stream);
-    launch_feedback_kernel(feedback_dgc_compensate_kernel, n, stream, g.data(), m, v, m_next, v_next,
+    launch_feedback_kernel(feedback_dgc_compensate_kernel<>, n, stream, g.data(), m, v, m_next, v_next,
                            host.config().momentum, clip_, std::uint64_t{n});
     return device_span<const float>(v_next, n);
   }
@@ -309,7 +319,7 @@ struct device_feedback<feedback::dgc_momentum> {
     float* m = momentum_.get(id, n, stream);
     float* v = accumulated_.get(id, n, stream);
     const float* m_next = staged_momentum_.get(id, n, stream);
-    launch_feedback_kernel(feedback_dgc_commit_kernel, n, stream, compensated.data(), decoded.data(), m_next, v, m,
+    launch_feedback_kernel(feedback_dgc_commit_kernel<>, n, stream, compensated.data(), decoded.data(), m_next, v, m,
                            std::uint64_t{n});
   }
 

@@ -19,51 +19,22 @@
 #include <string>
 #include <vector>
 
-namespace {
+#include "smpi_timing.hpp"
 
-// Small integers, so every summation order gives the same exact float.
-float input(int rank, std::size_t i)
-{
-  return static_cast<float>((static_cast<std::size_t>(rank) * 7 + i) % 13);
-}
+namespace {
 
 bool exact(const std::vector<float>& sum, int world)
 {
   for (std::size_t i = 0; i < sum.size(); ++i) {
     float want = 0.0f;
     for (int r = 0; r < world; ++r) {
-      want += input(r, i);
+      want += smpi_timing::input(r, i);
     }
     if (sum[i] != want) {
       return false;
     }
   }
   return true;
-}
-
-// The slowest rank's time per call, in milliseconds, of `repeats` calls of
-// `allreduce` after one warm-up call; the buffer is refilled before each.
-template <class Allreduce>
-double time_ms(std::vector<float>& buffer, int rank, int repeats, Allreduce&& allreduce)
-{
-  const auto refill = [&] {
-    for (std::size_t i = 0; i < buffer.size(); ++i) {
-      buffer[i] = input(rank, i);
-    }
-  };
-  refill();
-  allreduce();
-  double total = 0.0;
-  for (int k = 0; k < repeats; ++k) {
-    refill();
-    MPI_Barrier(MPI_COMM_WORLD);
-    const double start = MPI_Wtime();
-    allreduce();
-    total += MPI_Wtime() - start;
-  }
-  double slowest = 0.0;
-  MPI_Allreduce(&total, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  return 1e3 * slowest / repeats;
 }
 
 }  // namespace
@@ -83,11 +54,11 @@ int main(int argc, char** argv)
   double terse_ms = 0.0;
   {
     terse::mpi_transport transport(MPI_COMM_WORLD, terse::transport_options{.checked = false});
-    terse_ms = time_ms(buffer, rank, repeats,
-                       [&] { transport.allreduce(terse::host_span<float>(buffer), terse::reduce_op::sum); });
+    terse_ms = smpi_timing::time_ms(
+        buffer, rank, repeats, [&] { transport.allreduce(terse::host_span<float>(buffer), terse::reduce_op::sum); });
     failures += exact(buffer, world) ? 0 : 1;
   }
-  const double mpi_ms = time_ms(buffer, rank, repeats, [&] {
+  const double mpi_ms = smpi_timing::time_ms(buffer, rank, repeats, [&] {
     MPI_Allreduce(MPI_IN_PLACE, buffer.data(), static_cast<int>(buffer.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
   });
   failures += exact(buffer, world) ? 0 : 2;

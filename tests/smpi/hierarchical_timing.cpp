@@ -28,49 +28,22 @@
 #include <string>
 #include <vector>
 
-namespace {
+#include "smpi_timing.hpp"
 
-float input(int rank, std::size_t i)
-{
-  return static_cast<float>((static_cast<std::size_t>(rank) * 7 + i) % 13);
-}
+namespace {
 
 bool exact_mean(const std::vector<float>& mean, int world)
 {
   for (std::size_t i = 0; i < mean.size(); ++i) {
     float sum = 0.0f;
     for (int r = 0; r < world; ++r) {
-      sum += input(r, i);
+      sum += smpi_timing::input(r, i);
     }
     if (mean[i] != sum / static_cast<float>(world)) {
       return false;
     }
   }
   return true;
-}
-
-// The slowest rank's simulated time per step over `repeats` steps after a warm-up.
-template <class Step>
-double time_ms(std::vector<float>& buffer, int rank, int repeats, Step&& step)
-{
-  const auto refill = [&] {
-    for (std::size_t i = 0; i < buffer.size(); ++i) {
-      buffer[i] = input(rank, i);
-    }
-  };
-  refill();
-  step();
-  double total = 0.0;
-  for (int k = 0; k < repeats; ++k) {
-    refill();
-    MPI_Barrier(MPI_COMM_WORLD);
-    const double start = MPI_Wtime();
-    step();
-    total += MPI_Wtime() - start;
-  }
-  double slowest = 0.0;
-  MPI_Allreduce(&total, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  return 1e3 * slowest / repeats;
 }
 
 }  // namespace
@@ -88,22 +61,23 @@ int main(int argc, char** argv)
   std::vector<float> buffer(floats);
 
   terse::allreduce flat(world, shape);
-  const double flat_ms = time_ms(buffer, rank, repeats, [&] { flat.average(terse::host_span<float>(buffer)); });
+  const double flat_ms =
+      smpi_timing::time_ms(buffer, rank, repeats, [&] { flat.average(terse::host_span<float>(buffer)); });
   failures += exact_mean(buffer, world.size()) ? 0 : 1;
 
   terse::hierarchical_allreduce hierarchical(world, terse::groups::of_size(ranks_per_node), shape);
   const double hierarchical_ms =
-      time_ms(buffer, rank, repeats, [&] { hierarchical.average(terse::host_span<float>(buffer)); });
+      smpi_timing::time_ms(buffer, rank, repeats, [&] { hierarchical.average(terse::host_span<float>(buffer)); });
   failures += exact_mean(buffer, world.size()) ? 0 : 2;
 
   terse::allreduce flat_uniform4(world, shape, terse::compress::uniform<4>{}, terse::feedback::residual{});
   const double flat_uniform4_ms =
-      time_ms(buffer, rank, repeats, [&] { flat_uniform4.average(terse::host_span<float>(buffer)); });
+      smpi_timing::time_ms(buffer, rank, repeats, [&] { flat_uniform4.average(terse::host_span<float>(buffer)); });
 
   terse::hierarchical_allreduce hierarchical_uniform4(world, terse::groups::of_size(ranks_per_node), shape,
                                                       terse::compress::uniform<4>{}, terse::feedback::residual{});
-  const double hierarchical_uniform4_ms =
-      time_ms(buffer, rank, repeats, [&] { hierarchical_uniform4.average(terse::host_span<float>(buffer)); });
+  const double hierarchical_uniform4_ms = smpi_timing::time_ms(
+      buffer, rank, repeats, [&] { hierarchical_uniform4.average(terse::host_span<float>(buffer)); });
 
   int worst = 0;
   MPI_Allreduce(&failures, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

@@ -1,0 +1,43 @@
+#pragma once
+// What the SMPI timing programs share: the small-integer inputs (every
+// summation order gives the same exact float) and the slowest rank's
+// simulated time per call.
+
+#include <mpi.h>
+
+#include <cstddef>
+#include <vector>
+
+namespace smpi_timing {
+
+inline float input(int rank, std::size_t i)
+{
+  return static_cast<float>((static_cast<std::size_t>(rank) * 7 + i) % 13);
+}
+
+/// The slowest rank's time per call, in milliseconds, of `repeats` calls of
+/// `step` after one warm-up call; the buffer is refilled with input() before each.
+template <class Step>
+double time_ms(std::vector<float>& buffer, int rank, int repeats, Step&& step)
+{
+  const auto refill = [&] {
+    for (std::size_t i = 0; i < buffer.size(); ++i) {
+      buffer[i] = input(rank, i);
+    }
+  };
+  refill();
+  step();
+  double total = 0.0;
+  for (int k = 0; k < repeats; ++k) {
+    refill();
+    MPI_Barrier(MPI_COMM_WORLD);
+    const double start = MPI_Wtime();
+    step();
+    total += MPI_Wtime() - start;
+  }
+  double slowest = 0.0;
+  MPI_Allreduce(&total, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return 1e3 * slowest / repeats;
+}
+
+}  // namespace smpi_timing

@@ -9,6 +9,10 @@ target_compile_features(terse INTERFACE cxx_std_20)
 target_compile_options(terse INTERFACE
   "$<$<AND:$<COMPILE_LANG_AND_ID:CUDA,NVIDIA>,$<NOT:$<BOOL:$<TARGET_PROPERTY:CUDA_STANDARD>>>>:-std=c++20>")
 target_link_libraries(terse INTERFACE Threads::Threads)
+# In this build tree every target gets the same default; an installed terse
+# leaves it to the consumer's build (false unless they define it).
+target_compile_definitions(terse INTERFACE
+  "$<BUILD_INTERFACE:TERSE_CHECKED_DEFAULT=$<IF:$<BOOL:${TERSE_CHECKED}>,true,false>>")
 file(GLOB_RECURSE terse_public_headers CONFIGURE_DEPENDS
   RELATIVE "${PROJECT_SOURCE_DIR}/include"
   "${PROJECT_SOURCE_DIR}/include/terse/*.hpp"

@@ -30,12 +30,10 @@
 #define TERSE_FORCEINLINE inline
 #endif
 
-/// Debug builds check collective calls across ranks by default (see
-/// transport options); release builds leave it to the caller.
+/// Whether transports and gossip check collective calls across ranks unless
+/// told otherwise (transport_options::checked). One value for a whole build:
+/// it never follows NDEBUG, which may differ between translation units. The
+/// CMake option TERSE_CHECKED defines it for every target that links terse.
 #if !defined(TERSE_CHECKED_DEFAULT)
-#if defined(NDEBUG)
 #define TERSE_CHECKED_DEFAULT false
-#else
-#define TERSE_CHECKED_DEFAULT true
-#endif
 #endif

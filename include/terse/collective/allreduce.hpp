@@ -36,9 +36,11 @@
 #include <istream>
 #include <memory>
 #include <ostream>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace terse {
 
@@ -282,6 +284,35 @@ class allreduce {
   /// Exchanges done so far (the step that keys the next one's draws).
   std::uint64_t step() const noexcept { return exchanges_; }
 
+  /// From the next step on, the compressed segments flagged 1 in
+  /// `by_segment` (one flag per layout segment, by id; flags of segments the
+  /// layout keeps dense are ignored) go out dense: their compensated values
+  /// are averaged exactly and their residual is flushed into that step. The
+  /// cost model's `cost::codec_selector` sets them. A collective call: every
+  /// rank calls it at the same point with the same flags, which one small
+  /// allreduce compares (errc::mismatch on every rank, nothing changed,
+  /// where they differ).
+  void send_dense(std::span<const std::uint8_t> by_segment)
+  {
+    TERSE_EXPECTS(!engine_.in_step(), "send_dense between steps, not while buckets are in flight");
+    TERSE_EXPECTS(by_segment.size() == shape_.segments().size(),
+                  "one flag per layout segment: " + std::to_string(shape_.segments().size()) + ", got " +
+                      std::to_string(by_segment.size()));
+    std::uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a over the normalised flags
+    for (const std::uint8_t flag : by_segment) {
+      hash = (hash ^ (flag != 0 ? 1u : 0u)) * 0x100000001b3ull;
+    }
+    std::uint64_t both[2] = {hash, ~hash};  // max(h), max(~h) = ~min(h): complements only if all equal
+    transport_->allreduce(host_span<std::uint64_t>(both, 2), reduce_op::max);
+    TERSE_CHECK(both[0] == ~both[1], errc::mismatch, "ranks chose different segments to send dense");
+    dense_.assign(by_segment.size(), 0);
+    for (std::size_t s = 0; s < by_segment.size(); ++s) {
+      dense_[s] = by_segment[s] != 0 && shape_.segments()[s].compressed ? 1 : 0;
+    }
+  }
+  /// Whether compressed segment `id` goes out dense (send_dense).
+  bool sends_dense(bucket_id id) const noexcept { return id < dense_.size() && dense_[id] != 0; }
+
  private:
   template <class>
   friend struct detail::device_path;
@@ -325,7 +356,8 @@ class allreduce {
             config_.seed,
             exchanges_,
             config_.check_finite,
-            config_.sparse == sparse_aggregation::reduce_scatter};
+            config_.sparse == sparse_aggregation::reduce_scatter,
+            std::span<const std::uint8_t>(dense_)};
   }
 
   // DGC's density warm-up: the codec's density for this step.
@@ -372,6 +404,7 @@ class allreduce {
   std::uint64_t parameter_calls_ = 0;
   std::uint64_t exchanges_ = 0;
   double target_density_ = 0.0;
+  std::vector<std::uint8_t> dense_;  // per segment: sent dense (send_dense)
   engine_type engine_;
   detail::state_snapshot schedule_before_;
   /// Device scratch and feedback state, made by the CUDA path on first use.

@@ -230,11 +230,13 @@ struct device_path<allreduce<C, F, T, S>> {
         if (!seg.compressed) {
           continue;
         }
+        bool flush = a.sends_dense(seg.id);
         if constexpr (flushes<F>) {
-          if (a.feedback_.flush_due(a.exchanges_)) {
-            flush_segment(a, st, values, seg, stream);
-            continue;
-          }
+          flush = flush || a.feedback_.flush_due(a.exchanges_);
+        }
+        if (flush) {
+          flush_segment(a, st, values, seg, stream);
+          continue;
         }
         compressed_segment(a, st, values, seg, stream);
       }

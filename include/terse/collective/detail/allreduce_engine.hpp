@@ -105,6 +105,12 @@ struct step_policies {
   bool check_finite;
   /// Gather-only codecs: sparse reduce-scatter instead of allgather.
   bool sparse_reduce_scatter = false;
+  /// Per compressed segment (by id), 1 where it goes out dense this step
+  /// (allreduce::send_dense); empty: none.
+  std::span<const std::uint8_t> send_dense{};
+
+  /// Segment `id` goes out dense: its compensated values, residual flushed.
+  bool dense_this_step(bucket_id id) const noexcept { return id < send_dense.size() && send_dense[id] != 0; }
 };
 
 template <class C, class F, class T>

@@ -76,13 +76,15 @@ void allreduce_engine<C, F, T>::launch_compressed(policies& p, const layout& sha
   const segment& seg = shape.segments()[u.segment];
   u.segment_id = seg.id;
   u.input = values.subspan(seg.offset - b.offset, seg.count);
+  bool flush = p.dense_this_step(seg.id);
   if constexpr (flushes<F>) {
-    if (p.feedback.flush_due(p.step)) {  // compensated values go out dense; nothing is held back
-      u.flush = true;
-      u.compensated = p.feedback.compensate(seg.id, u.input);
-      reduce_scatter<float>(p, u, u.compensated);
-      return;
-    }
+    flush = flush || p.feedback.flush_due(p.step);
+  }
+  if (flush) {  // compensated values go out dense; nothing is held back
+    u.flush = true;
+    u.compensated = p.feedback.compensate(seg.id, u.input);
+    reduce_scatter<float>(p, u, u.compensated);
+    return;
   }
   u.fused = fusable;
   u.compensated = fusable ? u.input : p.feedback.compensate(seg.id, u.input);

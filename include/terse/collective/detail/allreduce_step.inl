@@ -301,6 +301,9 @@ void allreduce_engine<C, F, T>::poison(policies& p, step_unit& u)
   if constexpr (flushes<F>) {
     flushing = p.feedback.flush_due(p.step);
   }
+  if (u.kind == unit_kind::compressed) {
+    flushing = flushing || p.dense_this_step(static_cast<bucket_id>(u.segment));  // segment ids are their indices
+  }
   // Bytes rank `r` expects from each peer in phase 0, and this rank's room.
   const auto expected = [&](int r) -> std::size_t {
     if (u.kind == unit_kind::dense || !compresses || flushing) {

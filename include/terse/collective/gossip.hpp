@@ -36,6 +36,7 @@
 #include <terse/collective/detail/choco_scale.hpp>
 #include <terse/collective/detail/consensus.hpp>
 #include <terse/collective/detail/gossip_frame.hpp>
+#include <terse/collective/detail/membership.hpp>
 #include <terse/collective/detail/policy_arguments.hpp>
 #include <terse/collective/detail/state_snapshot.hpp>
 #include <terse/collective/detail/step_unit.hpp>
@@ -46,8 +47,10 @@
 #include <terse/core/state_io.hpp>
 #include <terse/schedule/every_step.hpp>
 #include <terse/topology/graph.hpp>
+#include <terse/topology/survivors.hpp>
 #include <terse/transport/local.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -65,6 +68,12 @@ namespace terse {
 enum class consensus_probe : std::uint8_t {
   exact,   ///< one dense allreduce of the model
   sketch,  ///< one allreduce of an AMS sketch (1 + rows·columns doubles), never below the truth w.h.p.
+};
+
+/// What a gossip collective does when a peer fails (docs/gossip.md, "Failures").
+enum class failure_policy : std::uint8_t {
+  raise,    ///< the round raises errc::peer_failed (a terse::peer_error naming the peer where the transport can)
+  reroute,  ///< go on over the survivors; needs a transport with failure_scope::peer
 };
 
 /// Tunable numbers of a gossip collective.
@@ -85,13 +94,24 @@ struct gossip_options {
   /// running different topologies or rounds raise errc::mismatch together
   /// instead of timing out.
   bool check_plan = TERSE_CHECKED_DEFAULT;
+  /// failure_policy::reroute: a share for a dead peer stays with its sender
+  /// (push-sum), a dead neighbour's weight goes to self (averaging), and the
+  /// survivors agree on the membership every `membership_every` rounds, then
+  /// mix over topology::survivors of the graph. The plan check (a world
+  /// collective) is skipped. CHOCO refuses it (errc::unsupported).
+  failure_policy on_peer_failure = failure_policy::raise;
+  std::uint64_t membership_every = 8;
+  /// reroute: switch on backup edges where the survivors would be partitioned.
+  bool backup_edges = true;
 
   friend std::ostream& operator<<(std::ostream& os, const gossip_options& o)
   {
     return os << "{seed=" << o.seed << ", probe_every=" << o.probe_every
               << ", probe=" << (o.probe == consensus_probe::exact ? "exact" : "sketch")
               << ", divergence_growth=" << o.divergence_growth << ", divergence_patience=" << o.divergence_patience
-              << ", check_plan=" << o.check_plan << '}';
+              << ", check_plan=" << o.check_plan
+              << ", on_peer_failure=" << (o.on_peer_failure == failure_policy::raise ? "raise" : "reroute")
+              << ", membership_every=" << o.membership_every << ", backup_edges=" << o.backup_edges << '}';
   }
 };
 
@@ -175,6 +195,7 @@ class gossip {
   static constexpr bool is_choco = detail::is_choco<Mixer>::value;
   static constexpr bool codec_keeps_state = detail::codec_keeps_state<Mixer>::value;
   static constexpr bool has_collectives = concepts::collective_transport<Transport, memory_space::host>;
+  static constexpr bool reports_failures = detail::reports_peer_failures<Transport>;
 
  public:
   using value_type = Value;
@@ -240,7 +261,18 @@ class gossip {
   std::uint64_t rounds() const noexcept { return rounds_; }
   const topology::graph& graph() const noexcept { return graph_; }
   /// Replaces the topology between rounds (a new epoch); the world must stay.
+  /// Not after a failure was rerouted around.
   void set_graph(topology::graph graph);
+
+  /// failure_policy::reroute: the ranks mixed among, ascending (empty: all).
+  const std::vector<int>& members() const noexcept { return members_; }
+  /// failure_policy::reroute: agrees with every survivor on the dead ranks
+  /// now (wait() does it every options().membership_every rounds; every
+  /// survivor must call it at the same round) and, if the set grew, mixes
+  /// over the survivors from the next round on (epoch + 1). Raises
+  /// errc::peer_failed when the agreement fails (this rank must then leave)
+  /// or the survivors are partitioned.
+  void agree_on_membership();
   std::size_t count() const noexcept { return count_; }
   const gossip_options& options() const noexcept { return options_; }
   Mixer& mixer() noexcept { return mixer_; }
@@ -256,6 +288,9 @@ class gossip {
 
  private:
   void check_graph() const;
+  void check_failure_policy() const;
+  bool rerouting() const noexcept { return options_.on_peer_failure == failure_policy::reroute; }
+  void complete_exchange();
   void agree_on_plan(std::uint64_t hash);
   std::size_t payload_room() const;
   void post_average(host_span<const Value> values);
@@ -283,6 +318,7 @@ class gossip {
 
   // The round in flight.
   bool pending_ = false;
+  bool exchange_done_ = false;  // test() saw the exchange complete
   exchange_id id_{};
   detail::gossip_header expected_{};
   bool own_non_finite_ = false;
@@ -298,6 +334,15 @@ class gossip {
   std::vector<Value> probe_mean_;
   std::vector<double> probe_sketch_;
   detail::state_snapshot before_load_;
+
+  // failure_policy::reroute
+  topology::graph base_graph_;  // the graph over all ranks, as given
+  std::vector<int> members_;    // survivors, ascending (empty: all ranks)
+  int member_index_ = 0;        // this rank's place in members_
+  std::vector<char> known_dead_;
+  std::uint64_t agreements_ = 0;
+  exchange_report report_;
+  std::vector<char> send_failed_, recv_failed_;  // this round, by plan index
 };
 
 /// `gossip g(transport, count, graph, args...)` deduces the value type,
@@ -310,6 +355,7 @@ requires detail::gossip_arguments<Args...> gossip(Transport&, std::size_t, topol
 
 }  // namespace terse
 
+#include <terse/collective/detail/gossip_failures.inl>
 #include <terse/collective/detail/gossip_mixing.inl>
 #include <terse/collective/detail/gossip_round.inl>
 #include <terse/collective/detail/gossip_state.inl>

@@ -93,6 +93,25 @@ class error : public std::runtime_error {
   source_location where_;
 };
 
+/// A failure of one named peer: raised where a transport reports failures
+/// per peer (`transport_options::failures = failure_scope::peer`), so a
+/// caller can drop that peer and go on with the others. The code is
+/// errc::peer_failed (the peer died or left) or errc::timeout (it did not
+/// answer within the deadline).
+class peer_error : public error {
+ public:
+  peer_error(int peer, std::string_view message, source_location where = {}, errc code = errc::peer_failed)
+      : error(code, message, where), peer_(peer)
+  {
+  }
+
+  /// The failed peer's rank in the transport that raised.
+  int peer() const noexcept { return peer_; }
+
+ private:
+  int peer_;
+};
+
 namespace detail {
 [[noreturn]] inline void throw_error(errc code, std::string_view message, source_location where)
 {

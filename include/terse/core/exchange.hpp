@@ -30,6 +30,11 @@
 ///   (not complete within options().timeout of the start), errc::peer_failed
 ///   (the world broke) or errc::mismatch (a message's size differs from the
 ///   posted receive).
+/// - With failure_scope::peer, a message whose peer is dead (or, for a
+///   receive, silent past the deadline) fails alone: `wait(id)` raises
+///   terse::peer_error naming that peer once the rest has completed, and
+///   `wait(id, report)` / `test(id, report)` (where a transport offers them)
+///   list the failed messages in an exchange_report instead.
 /// - A peer may be this rank. Empty messages are allowed and still match.
 /// - Nothing allocates once exchanges of the same shape have run before.
 
@@ -37,6 +42,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace terse {
 
@@ -52,6 +58,23 @@ template <memory_space Space = memory_space::host>
 struct incoming {
   int peer = 0;
   span<std::byte, Space> bytes{};
+};
+
+/// Which messages of a completed exchange failed because their peer is dead
+/// or silent (transports with failure_scope::peer fill it in
+/// `wait(id, report)` / `test(id, report)` instead of raising). Indices into
+/// the sends and recvs given to start_exchange; a failed receive's bytes are
+/// untouched. Vectors keep their capacity, so reuse one report per loop.
+struct exchange_report {
+  std::vector<std::size_t> failed_sends;
+  std::vector<std::size_t> failed_recvs;
+
+  bool any() const noexcept { return !failed_sends.empty() || !failed_recvs.empty(); }
+  void clear() noexcept
+  {
+    failed_sends.clear();
+    failed_recvs.clear();
+  }
 };
 
 /// Names one started exchange of one transport until it completes.

@@ -124,6 +124,12 @@ constexpr std::size_t size_of(data_type type) noexcept
   return 0;
 }
 
+/// What one dead rank breaks.
+enum class failure_scope : std::uint8_t {
+  world,  ///< every later verb on every rank raises errc::peer_failed
+  peer,   ///< only exchanges with that rank fail (terse::peer_error naming it); world collectives still fail
+};
+
 /// Options every transport is built with.
 struct transport_options {
   /// Longest a blocking verb waits for its peers before raising
@@ -132,6 +138,12 @@ struct transport_options {
   /// Check that all ranks make the same call (verb, type, count, operator,
   /// root) before moving data; a mismatch raises errc::mismatch on every rank.
   bool checked = TERSE_CHECKED_DEFAULT;
+  /// failure_scope::peer: a dead rank fails only the point-to-point
+  /// messages and grouped exchanges that involve it (docs/gossip.md,
+  /// "Failures"): the local transport fully; the MPI transport for its
+  /// blocking send, recv and sendrecv only (a silent peer raises
+  /// terse::peer_error with errc::timeout); NCCL refuses it (errc::unsupported).
+  failure_scope failures = failure_scope::world;
 };
 
 }  // namespace terse

@@ -71,11 +71,14 @@ class local_transport {
   int rank() const noexcept { return rank_; }
   int size() const noexcept { return state_->size(); }
   const transport_options& options() const noexcept { return state_->options(); }
-  /// False once any rank timed out or failed; every verb then throws.
+  /// False once any rank timed out or failed; every verb then throws. (With
+  /// failure_scope::peer a failed rank leaves the world healthy.)
   bool healthy() const noexcept { return state_->healthy(); }
 
   /// Reports this rank as failed: peers waiting on it get errc::peer_failed
-  /// at once instead of waiting out their timeout.
+  /// at once instead of waiting out their timeout. With failure_scope::peer
+  /// only this rank is dead: its peers' exchanges with it fail
+  /// (terse::peer_error) and the others go on.
   void abort(std::string_view reason) noexcept { state_->fail(rank_, reason); }
 
   template <reducible T, memory_space S>
@@ -239,6 +242,12 @@ class local_transport {
   bool test(exchange_id id) { return exchanges_.test(*state_, rank_, id); }
   /// Blocks until every receive of `id` has its message.
   void wait(exchange_id id) { exchanges_.wait(*state_, rank_, id); }
+  /// With failure_scope::peer: like test(id) and wait(id), but a message to
+  /// or from a dead peer (or from one silent past the deadline) does not
+  /// raise; it is listed in `report` and the rest completes. (With
+  /// failure_scope::world the report stays empty.)
+  bool test(exchange_id id, exchange_report& report) { return exchanges_.test(*state_, rank_, id, &report); }
+  void wait(exchange_id id, exchange_report& report) { exchanges_.wait(*state_, rank_, id, &report); }
 
   void barrier()
   {
@@ -407,7 +416,9 @@ inline local_transport local_world::transport(int rank) const
 /// Runs `body(local_transport&)` on `size` threads, one rank each, and
 /// waits for all. If any rank throws, its peers are told at once (they get
 /// errc::peer_failed rather than waiting out the timeout) and the first
-/// root-cause exception is rethrown here.
+/// root-cause exception is rethrown here. With failure_scope::peer a rank
+/// whose body returns or throws is marked dead there and then, so its peers
+/// see a failed peer at once and the others go on.
 template <class Body>
 void run_local(int size, Body&& body, transport_options options = {})
 {
@@ -423,6 +434,9 @@ void run_local(int size, Body&& body, transport_options options = {})
         local_transport transport = world.transport(r);
         try {
           body(transport);
+          if (transport.options().failures == failure_scope::peer) {
+            transport.abort("its thread ended");
+          }
         } catch (const error& e) {
           failures[static_cast<std::size_t>(r)] = std::current_exception();
           consequential[static_cast<std::size_t>(r)] = e.code() == errc::peer_failed;

@@ -96,7 +96,11 @@ class mpi_session {
 /// MPI error while data moves) healthy() is false and every later verb
 /// throws errc::peer_failed. Checked mode compares a fingerprint of the call
 /// across ranks before data moves, so mismatched calls raise on every rank
-/// and leave the transport usable.
+/// and leave the transport usable. With options().failures =
+/// failure_scope::peer, a blocking send, recv or sendrecv whose peer stays
+/// silent past the deadline raises terse::peer_error (errc::timeout) naming
+/// it instead, and the transport stays healthy for the other ranks (Open
+/// MPI reports no dead process: see docs/gossip.md, "Failures").
 ///
 /// After a verb has thrown errc::timeout, MPI may still read the buffers it
 /// was sending (a late peer can still match them): keep those buffers alive

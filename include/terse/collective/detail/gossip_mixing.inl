@@ -33,10 +33,19 @@ template <class V, class M, class T, class S>
 void gossip<V, M, T, S>::absorb_average(host_span<V> values)
 {
   const auto* sent = reinterpret_cast<const V*>(send_frames_.data() + detail::gossip_header_bytes);
-  const V self = static_cast<V>(plan_.self_weight);
+  // A dead neighbour's weight goes to self: with symmetric weights the
+  // survivors' matrix stays doubly stochastic, so their mean is kept.
+  double self_weight = plan_.self_weight;
+  for (std::size_t k = 0; k < plan_.recvs.size(); ++k) {
+    self_weight += recv_failed_[k] != 0 ? plan_.recvs[k].weight : 0.0;
+  }
+  const V self = static_cast<V>(self_weight);
   for (std::size_t i = 0; i < count_; ++i) {
     V mixed = self * sent[i];
     for (std::size_t k = 0; k < plan_.recvs.size(); ++k) {
+      if (recv_failed_[k] != 0) {
+        continue;
+      }
       const auto* theirs =
           reinterpret_cast<const V*>(recv_frames_.data() + k * frame_bytes_ + detail::gossip_header_bytes);
       mixed += static_cast<V>(plan_.recvs[k].weight) * theirs[i];
@@ -79,10 +88,19 @@ void gossip<V, M, T, S>::post_push_sum(host_span<const V> values)
 template <class V, class M, class T, class S>
 void gossip<V, M, T, S>::absorb_push_sum(host_span<V> values)
 {
-  const V keep = static_cast<V>(plan_.self_weight);
+  // A share addressed to a dead peer stays here: dropping it would lose
+  // mass (biasing the average and draining the weights).
+  double kept = plan_.self_weight;
+  for (std::size_t k = 0; k < plan_.sends.size(); ++k) {
+    kept += send_failed_[k] != 0 ? plan_.sends[k].weight : 0.0;
+  }
+  const V keep = static_cast<V>(kept);
   const V w = static_cast<V>(weight_);
   V w_new = keep * w;
   for (std::size_t k = 0; k < plan_.recvs.size(); ++k) {
+    if (recv_failed_[k] != 0) {
+      continue;  // a share from a dead peer simply does not arrive
+    }
     const auto* theirs =
         reinterpret_cast<const V*>(recv_frames_.data() + k * frame_bytes_ + detail::gossip_header_bytes);
     TERSE_CHECK(std::isfinite(theirs[count_]) && theirs[count_] >= V{0}, errc::malformed_payload,
@@ -95,6 +113,9 @@ void gossip<V, M, T, S>::absorb_push_sum(host_span<V> values)
   for (std::size_t i = 0; i < count_; ++i) {
     V z = w * sent_[i] * keep;
     for (std::size_t k = 0; k < plan_.recvs.size(); ++k) {
+      if (recv_failed_[k] != 0) {
+        continue;
+      }
       const auto* theirs =
           reinterpret_cast<const V*>(recv_frames_.data() + k * frame_bytes_ + detail::gossip_header_bytes);
       z += theirs[i];

@@ -13,9 +13,11 @@ gossip<V, M, T, S>::gossip(T& transport, std::size_t count, topology::graph grap
       graph_(std::move(graph)),
       options_(options),
       mixer_(std::move(mixer)),
-      schedule_(std::move(schedule))
+      schedule_(std::move(schedule)),
+      base_graph_(graph_)
 {
   check_graph();
+  check_failure_policy();
   guard_.growth = options_.divergence_growth;
   guard_.patience = options_.divergence_patience;
   TERSE_EXPECTS(options_.divergence_growth >= 1.0, "the divergence growth factor is at least 1");
@@ -33,9 +35,10 @@ gossip<V, M, T, S>::gossip(T& transport, std::size_t count, topology::graph grap
 template <class V, class M, class T, class S>
 void gossip<V, M, T, S>::check_graph() const
 {
-  TERSE_EXPECTS(graph_.world() == transport_->size(), "the topology has " + std::to_string(graph_.world()) +
-                                                          " ranks and the transport " +
-                                                          std::to_string(transport_->size()));
+  const int ranks = members_.empty() ? transport_->size() : static_cast<int>(members_.size());
+  TERSE_EXPECTS(graph_.world() == ranks, "the topology has " + std::to_string(graph_.world()) +
+                                             " ranks and the transport " + std::to_string(ranks) +
+                                             (members_.empty() ? "" : " survivors"));
   if constexpr (std::is_same_v<M, mixer::push_sum>) {
     TERSE_EXPECTS(graph_.kind() != topology::stochasticity::row,
                   "push-sum needs column-stochastic weights (each sender splits its mass)");
@@ -52,6 +55,7 @@ template <class V, class M, class T, class S>
 void gossip<V, M, T, S>::set_graph(topology::graph graph)
 {
   TERSE_EXPECTS(!pending_, "set_graph: a round is in flight");
+  TERSE_EXPECTS(members_.empty(), "set_graph: the gossip runs over the survivors of a failure");
   std::swap(graph_, graph);
   try {
     check_graph();
@@ -59,6 +63,7 @@ void gossip<V, M, T, S>::set_graph(topology::graph graph)
     std::swap(graph_, graph);
     throw;
   }
+  base_graph_ = graph_;
 }
 
 template <class V, class M, class T, class S>
@@ -121,10 +126,17 @@ void gossip<V, M, T, S>::start(host_span<const V> values)
   TERSE_EXPECTS(!pending_, "gossip::start: a round is in flight; wait for it first");
   TERSE_EXPECTS(values.size() == count_, "the buffer has " + std::to_string(values.size()) +
                                              " elements; this gossip mixes " + std::to_string(count_));
-  const int rank = transport_->rank();
-  graph_.round_for(rank, rounds_, plan_);
+  graph_.round_for(members_.empty() ? transport_->rank() : member_index_, rounds_, plan_);
+  if (!members_.empty()) {  // the survivors' graph numbers them 0..n-1
+    for (topology::link& l : plan_.sends) {
+      l.peer = members_[static_cast<std::size_t>(l.peer)];
+    }
+    for (topology::link& l : plan_.recvs) {
+      l.peer = members_[static_cast<std::size_t>(l.peer)];
+    }
+  }
   const std::uint64_t hash = graph_.plan_hash(rounds_);
-  if (options_.check_plan) {
+  if (options_.check_plan && !rerouting()) {  // a world collective: a dead rank would fail it
     agree_on_plan(hash);
   }
   expected_ = detail::gossip_header{detail::mixer_tag<M>(), 0, static_cast<std::uint8_t>(sizeof(V)), hash, rounds_, 0};
@@ -146,14 +158,27 @@ void gossip<V, M, T, S>::start(host_span<const V> values)
   id_ = transport_->start_exchange(host_span<const outgoing<>>(sends_.data(), sends_.size()),
                                    host_span<const incoming<>>(recvs_.data(), recvs_.size()), detail::gossip_tag);
   pending_ = true;
+  exchange_done_ = false;
+  report_.clear();
 }
 
 template <class V, class M, class T, class S>
 bool gossip<V, M, T, S>::test()
 {
   TERSE_EXPECTS(pending_, "gossip::test: no round in flight");
+  if (exchange_done_) {
+    return true;
+  }
   try {
-    return transport_->test(id_);
+    // Once test() saw it complete, the id is spent: wait() must not ask again.
+    if constexpr (reports_failures) {
+      if (rerouting()) {
+        exchange_done_ = transport_->test(id_, report_);
+        return exchange_done_;
+      }
+    }
+    exchange_done_ = transport_->test(id_);
+    return exchange_done_;
   } catch (...) {
     pending_ = false;  // the id is spent
     throw;
@@ -167,10 +192,13 @@ void gossip<V, M, T, S>::wait(host_span<V> values)
   TERSE_EXPECTS(values.size() == count_, "the buffer has " + std::to_string(values.size()) +
                                              " elements; this gossip mixes " + std::to_string(count_));
   pending_ = false;
-  transport_->wait(id_);
+  complete_exchange();
   bool non_finite = own_non_finite_;
   int culprit = transport_->rank();
   for (std::size_t k = 0; k < plan_.recvs.size(); ++k) {
+    if (recv_failed_[k] != 0) {
+      continue;  // a dead peer's frame never came
+    }
     const auto frame = host_span<const std::byte>(recv_frames_.data() + k * frame_bytes_, frame_bytes_);
     const detail::gossip_header h = detail::read_gossip_header(frame, expected_, plan_.recvs[k].peer);
     if ((h.flags & detail::gossip_flag_non_finite) != 0 && !non_finite) {
@@ -193,6 +221,9 @@ void gossip<V, M, T, S>::wait(host_span<V> values)
     }
   }
   ++rounds_;
+  if (rerouting() && options_.membership_every != 0 && rounds_ % options_.membership_every == 0) {
+    agree_on_membership();
+  }
   if (options_.probe_every != 0 && rounds_ % options_.probe_every == 0) {
     probe(host_span<const V>(values.data(), values.size()));
   }

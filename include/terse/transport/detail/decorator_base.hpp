@@ -122,6 +122,17 @@ concept inner_wait_exchange = requires(I& t, exchange_id id)
   t.wait(id);
 };
 
+/// An inner transport that reports failed peers per exchange
+/// (failure_scope::peer) instead of raising.
+template <class I>
+concept inner_reports_peers = requires(I& t, exchange_id id, exchange_report& report)
+{
+  {
+    t.test(id, report)
+    } -> std::same_as<bool>;
+  t.wait(id, report);
+};
+
 template <class I>
 concept inner_split = requires(I& t, int colour, int key)
 {
@@ -340,6 +351,28 @@ class decorator_base {
   void wait(exchange_id id) requires inner_wait_exchange<inner_type>
   {
     auto forward = [&] { inner_.wait(id); };
+    if constexpr (requires(Derived & d) { d.intercept_wait(id, forward); }) {
+      static_cast<Derived&>(*this).intercept_wait(id, forward);
+    } else {
+      forward();
+    }
+  }
+
+  /// The same with failed peers reported in `report` (failure_scope::peer);
+  /// the decorator's test and wait hooks see it like any other completion.
+  bool test(exchange_id id, exchange_report& report) requires inner_reports_peers<inner_type>
+  {
+    auto forward = [&] { return inner_.test(id, report); };
+    if constexpr (requires(Derived & d) { d.intercept_test(id, forward); }) {
+      return static_cast<Derived&>(*this).intercept_test(id, forward);
+    } else {
+      return forward();
+    }
+  }
+
+  void wait(exchange_id id, exchange_report& report) requires inner_reports_peers<inner_type>
+  {
+    auto forward = [&] { inner_.wait(id, report); };
     if constexpr (requires(Derived & d) { d.intercept_wait(id, forward); }) {
       static_cast<Derived&>(*this).intercept_wait(id, forward);
     } else {

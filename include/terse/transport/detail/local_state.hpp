@@ -11,6 +11,12 @@
 /// them gets errc::peer_failed at once. A world never holds its own lock
 /// while it tells another, so two worlds breaking at once cannot deadlock.
 ///
+/// With failure_scope::peer a rank's failure does not break the world: the
+/// rank is marked dead, messages to it and receives from it (once nothing it
+/// sent before dying is left) fail with terse::peer_error naming it, a
+/// receive that outlives the deadline fails alone, and every world
+/// collective raises peer_error as soon as any rank is dead.
+///
 /// (Over 400 lines: the rendezvous, the mailboxes and the split registry
 /// share one mutex and one failure state, so they stay in one class.)
 
@@ -27,6 +33,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -55,6 +62,7 @@ struct local_receive {
   std::byte* bytes = nullptr;
   std::size_t size = 0;
   bool done = false;
+  bool failed = false;  ///< failure_scope::peer: done without a message (the sender is dead or silent)
 };
 
 class local_state : public std::enable_shared_from_this<local_state> {
@@ -65,6 +73,7 @@ class local_state : public std::enable_shared_from_this<local_state> {
       : size_(size),
         options_(options),
         arrivals_(static_cast<std::size_t>(size), 0),
+        dead_(static_cast<std::size_t>(size), 0),
         slots_(2 * static_cast<std::size_t>(size)),
         mailboxes_(static_cast<std::size_t>(size) * static_cast<std::size_t>(size)),
         spare_messages_(static_cast<std::size_t>(size) * static_cast<std::size_t>(size)),
@@ -75,6 +84,7 @@ class local_state : public std::enable_shared_from_this<local_state> {
   int size() const noexcept { return size_; }
   const transport_options& options() const noexcept { return options_; }
   bool healthy() const noexcept { return !broken_.load(std::memory_order_acquire); }
+  bool per_peer() const noexcept { return options_.failures == failure_scope::peer; }
 
   /// Rank `rank`'s slot for its `sequence`-th collective. Slots alternate by
   /// parity: a rank can run at most one call ahead of the slowest (it cannot
@@ -115,7 +125,14 @@ class local_state : public std::enable_shared_from_this<local_state> {
     std::string cause;
     try {
       const std::lock_guard lock(mutex_);
-      if (!broken_) {
+      if (per_peer()) {
+        mark_dead(rank, reason);
+        // A world split from this one names ranks differently: break it.
+        if (!broken_) {
+          linked = linked_worlds();
+          cause = "rank " + std::to_string(rank) + " failed: " + std::string(reason);
+        }
+      } else if (!broken_) {
         mark_broken(errc::peer_failed, "rank " + std::to_string(rank) + " failed: " + std::string(reason));
         linked = linked_worlds();
         cause = broken_reason_;
@@ -160,11 +177,28 @@ class local_state : public std::enable_shared_from_this<local_state> {
   }
 
   /// Queues a copy of `bytes` for (to, from); never blocks on the receiver.
+  /// failure_scope::peer: a dead `to` raises peer_error naming it.
   void post(int from, int to, int tag, data_type type, std::size_t count, const std::byte* bytes, std::size_t size)
+  {
+    if (!post_unless_dead(from, to, tag, type, count, bytes, size)) {
+      throw_dead(to);
+    }
+  }
+
+  /// post(), but returns false instead of raising when `to` is dead
+  /// (failure_scope::peer); the message is then dropped.
+  bool post_unless_dead(int from, int to, int tag, data_type type, std::size_t count, const std::byte* bytes,
+                        std::size_t size)
   {
     {
       const std::lock_guard lock(mutex_);
       throw_if_broken();
+      if (dead_[static_cast<std::size_t>(from)] != 0) {
+        throw_dead(from, "this rank was reported failed and may not send");
+      }
+      if (dead_[static_cast<std::size_t>(to)] != 0) {
+        return false;
+      }
       const std::size_t at = channel(to, from);
       local_message message = reuse_message(at, tag);
       message.tag = tag;
@@ -177,6 +211,7 @@ class local_state : public std::enable_shared_from_this<local_state> {
       mailboxes_[at].push_back(std::move(message));
     }
     changed_.notify_all();
+    return true;
   }
 
   /// Takes the oldest message from `from` with `tag` into `bytes`, waiting
@@ -188,8 +223,23 @@ class local_state : public std::enable_shared_from_this<local_state> {
     auto& box = mailboxes_[channel(to, from)];
     const auto match = [&] { return std::find_if(box.begin(), box.end(), [&](auto& m) { return m.tag == tag; }); };
     const auto deadline = clock::now() + options_.timeout;
-    const bool arrived = changed_.wait_until(lock, deadline, [&] { return match() != box.end() || broken_; });
+    const auto sender_dead = [&] { return dead_[static_cast<std::size_t>(from)] != 0; };
+    const bool arrived =
+        changed_.wait_until(lock, deadline, [&] { return match() != box.end() || broken_ || sender_dead(); });
     auto found = match();
+    if (found == box.end() && per_peer()) {
+      throw_if_broken();
+      if (sender_dead()) {
+        throw_dead(from);
+      }
+      if (!arrived) {  // a silent peer fails this receive alone
+        throw peer_error(from,
+                         "rank " + std::to_string(to) + " waited " + std::to_string(options_.timeout.count()) +
+                             " ms in recv for a message from rank " + std::to_string(from) + " with tag " +
+                             std::to_string(tag),
+                         TERSE_HERE, errc::timeout);
+      }
+    }
     if (found == box.end()) {
       if (!arrived) {
         break_world(lock, errc::timeout,
@@ -227,6 +277,10 @@ class local_state : public std::enable_shared_from_this<local_state> {
       if (changed_.wait_until(lock, deadline) == std::cv_status::timeout &&
           take_locked(to, tag, receives, mismatch) != 0) {
         throw_if_broken();
+        if (per_peer()) {
+          give_up_pending(receives);
+          return;
+        }
         break_world(lock, errc::timeout,
                     "rank " + std::to_string(to) + " waited " + std::to_string(options_.timeout.count()) +
                         " ms for an exchange (tag " + std::to_string(tag) + ") with " + pending_senders(receives));
@@ -235,11 +289,16 @@ class local_state : public std::enable_shared_from_this<local_state> {
   }
 
   /// Breaks the world with errc::timeout on behalf of an exchange whose
-  /// deadline passed while it was being tested.
-  [[noreturn]] void exchange_timed_out(int to, int tag, const std::vector<local_receive>& receives)
+  /// deadline passed while it was being tested; with failure_scope::peer
+  /// marks its pending receives failed instead, and returns.
+  void exchange_timed_out(int to, int tag, std::vector<local_receive>& receives)
   {
     std::unique_lock lock(mutex_);
     throw_if_broken();
+    if (per_peer()) {
+      give_up_pending(receives);
+      return;
+    }
     break_world(lock, errc::timeout,
                 "rank " + std::to_string(to) + " waited " + std::to_string(options_.timeout.count()) +
                     " ms for an exchange (tag " + std::to_string(tag) + ") with " + pending_senders(receives));
@@ -284,6 +343,7 @@ class local_state : public std::enable_shared_from_this<local_state> {
     std::unique_lock lock(mutex_);
     if (!closing) {
       throw_if_broken();
+      throw_if_any_dead(what);
     }
     const std::uint64_t generation = generation_;
     arrivals_[static_cast<std::size_t>(rank)] = generation + 1;
@@ -295,7 +355,7 @@ class local_state : public std::enable_shared_from_this<local_state> {
     }
     const auto deadline = clock::now() + options_.timeout;
     const bool released = changed_.wait_until(lock, deadline, [&] {
-      return generation_ != generation || (!closing && broken_.load(std::memory_order_relaxed));
+      return generation_ != generation || (!closing && (broken_.load(std::memory_order_relaxed) || dead_count_ != 0));
     });
     if (generation_ != generation) {
       return;
@@ -306,6 +366,7 @@ class local_state : public std::enable_shared_from_this<local_state> {
                       std::string(to_string(what)) + " for " + missing_ranks(generation));
     }
     throw_if_broken();
+    throw_if_any_dead(what);
   }
 
   using mailbox = std::vector<local_message>;
@@ -345,7 +406,12 @@ class local_state : public std::enable_shared_from_this<local_state> {
       mailbox& box = mailboxes_[channel(to, receive.from)];
       const auto found = std::find_if(box.begin(), box.end(), [&](const local_message& m) { return m.tag == tag; });
       if (found == box.end()) {
-        ++pending;
+        if (dead_[static_cast<std::size_t>(receive.from)] != 0) {
+          receive.done = true;  // what it sent before dying was taken above; nothing more comes
+          receive.failed = true;
+        } else {
+          ++pending;
+        }
         continue;
       }
       std::string problem =
@@ -449,6 +515,46 @@ class local_state : public std::enable_shared_from_this<local_state> {
     tell(linked, cause);
   }
 
+  /// failure_scope::peer. Called with the lock held.
+  void mark_dead(int rank, std::string_view reason)
+  {
+    if (dead_[static_cast<std::size_t>(rank)] == 0) {
+      dead_[static_cast<std::size_t>(rank)] = 1;
+      ++dead_count_;
+      if (first_dead_ < 0) {
+        first_dead_ = rank;
+        first_dead_reason_ = std::string(reason);
+      }
+    }
+  }
+
+  static void give_up_pending(std::vector<local_receive>& receives) noexcept
+  {
+    for (local_receive& receive : receives) {
+      if (!receive.done) {
+        receive.done = true;
+        receive.failed = true;
+      }
+    }
+  }
+
+  [[noreturn]] static void throw_dead(int rank, std::string_view what = "it failed or left")
+  {
+    throw peer_error(rank, "rank " + std::to_string(rank) + ": " + std::string(what), TERSE_HERE);
+  }
+
+  /// World collectives need every rank: with failure_scope::peer, one dead
+  /// rank fails them all. Called with the lock held.
+  void throw_if_any_dead(verb what) const
+  {
+    if (dead_count_ != 0) {
+      throw peer_error(first_dead_,
+                       std::string(to_string(what)) + " needs every rank, and rank " + std::to_string(first_dead_) +
+                           " failed: " + first_dead_reason_,
+                       TERSE_HERE);
+    }
+  }
+
   void throw_if_broken() const
   {
     if (broken_) {
@@ -463,6 +569,10 @@ class local_state : public std::enable_shared_from_this<local_state> {
   std::uint64_t generation_ = 0;
   int arrived_ = 0;
   std::vector<std::uint64_t> arrivals_;
+  std::vector<char> dead_;  ///< failure_scope::peer: ranks that failed (char: no packed bits)
+  int dead_count_ = 0;
+  int first_dead_ = -1;
+  std::string first_dead_reason_;
   std::atomic<bool> broken_{false};
   errc broken_code_ = errc::peer_failed;
   std::string broken_reason_;

@@ -256,6 +256,8 @@ void mpi_transport::move_data(Body&& body, bool mismatch_keeps_health)
 {
   try {
     body();
+  } catch (const peer_error&) {
+    throw;  // failure_scope::peer: one silent peer; its call's requests are already cancelled
   } catch (const error& e) {
     abandon_all();
     if (!(mismatch_keeps_health && e.code() == errc::mismatch)) {
@@ -454,6 +456,19 @@ void mpi_transport::exchange_host(const T* send_data, std::size_t send_count, in
     const bool sent = requests_.test_all();
     if (received && sent) {
       break;
+    }
+    if (clock::now() >= deadline && options_.failures == failure_scope::peer) {
+      // One silent peer: cancel this call's requests and name it; exchanges
+      // with the others go on (docs/gossip.md, "Failures").
+      const int silent = received ? dest : source;
+      requests_.abandon_into(abandoned_);
+      receive_.requests().abandon_into(abandoned_);
+      throw peer_error(silent,
+                       "mpi_transport: rank " + std::to_string(silent) + " did not answer within " +
+                           std::to_string(options_.timeout.count()) + " ms (" +
+                           (received ? "receiving our message" : "sending its message") + ", tag " +
+                           std::to_string(tag) + "); the transport stays usable with the other ranks",
+                       TERSE_HERE, errc::timeout);
     }
     if (clock::now() >= deadline) {
       std::string pending = received ? std::string() : "rank " + std::to_string(source) + " (sending)";

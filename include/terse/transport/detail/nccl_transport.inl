@@ -151,6 +151,8 @@ inline nccl_transport::nccl_transport(ncclComm_t comm, cudaStream_t stream, tran
 {
   TERSE_EXPECTS(comm != nullptr, "nccl_transport needs a communicator");
   TERSE_EXPECTS(options.timeout.count() > 0, "the timeout must be positive");
+  TERSE_CHECK(options.failures == failure_scope::world, errc::unsupported,
+              "nccl_transport: failure_scope::peer is not supported (an NCCL communicator fails as a whole)");
   const auto ready = detail::nccl::wait_until_ready(comm, detail::nccl::clock::now() + options_.timeout);
   if (ready.timed_out) {
     TERSE_FAIL(errc::timeout, "the NCCL communicator was not ready within " + std::to_string(options_.timeout.count()) +

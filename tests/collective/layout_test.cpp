@@ -4,6 +4,8 @@
 
 #include <vector>
 
+using terse::tensor_shape;
+
 TEST_CASE("layout packs tensors end to end and groups whole tensors into buckets")
 {
   const std::vector<std::size_t> sizes{100, 20, 30, 500, 1, 0, 49};
@@ -64,4 +66,53 @@ TEST_CASE("small tensors form dense segments; runs of one kind merge; ids are st
   const terse::layout plain(sizes, 3100);
   CHECK(plain.segments().size() == 2);
   CHECK(plain.hash() != shape.hash());
+}
+
+TEST_CASE("layout shapes: invalid shapes raise invalid_argument and leave the layout as it was")
+{
+  const std::vector<std::size_t> sizes{12, 4};
+  terse::layout shape(sizes, 100);
+  const auto raises = [&](std::vector<tensor_shape> s) {
+    try {
+      shape.set_shapes(s);
+    } catch (const terse::error& e) {
+      return e.code() == terse::errc::invalid_argument;
+    }
+    return false;
+  };
+  CHECK(raises({tensor_shape::matrix(3, 4)}));                                    // one shape for two tensors
+  CHECK(raises({tensor_shape::matrix(3, 5), tensor_shape::vector(4)}));           // 15 != 12
+  CHECK(raises({tensor_shape::matrix(0, 12), tensor_shape::vector(4)}));          // zero rows
+  CHECK(raises({tensor_shape::matrix(12, 0), tensor_shape::vector(4)}));          // zero cols
+  CHECK(raises({tensor_shape::matrix(3, 4), tensor_shape::vector(5)}));           // vector of 5 for 4
+  CHECK(raises({tensor_shape::matrix(1ull << 62, 4), tensor_shape::vector(4)}));  // rows·cols overflows to 0
+  CHECK(raises({tensor_shape{12, 1, 3}, tensor_shape::vector(4)}));               // three dimensions
+  CHECK_FALSE(shape.has_shapes());
+  const auto plain_hash = shape.hash();
+  shape.set_shapes(std::vector<tensor_shape>{tensor_shape::matrix(3, 4), tensor_shape::vector(4)});
+  CHECK(shape.has_shapes());
+  CHECK(shape.hash() != plain_hash);
+  CHECK(terse::layout(sizes, 100).hash() == plain_hash);  // no shapes: the fingerprint of before
+  CHECK(shape.shapes_of(shape.segments()[0])[1] == tensor_shape::vector(4));
+}
+
+TEST_CASE("layout shapes: segments know their tensors; the shape constructor sizes the tensors")
+{
+  const std::vector<tensor_shape> shapes{tensor_shape::matrix(8, 4), tensor_shape::vector(4),
+                                         tensor_shape::matrix(4, 2), tensor_shape::vector(2)};
+  const terse::layout shape(shapes, 100, 5);  // the two vectors are below dense_below
+  CHECK(shape.total() == 46);
+  REQUIRE(shape.segments().size() == 4);
+  for (const auto& seg : shape.segments()) {
+    REQUIRE(seg.tensor_count == 1);
+    CHECK(shape.shapes_of(seg)[0] == shapes[seg.first_tensor]);
+    CHECK(seg.compressed == shapes[seg.first_tensor].is_matrix());
+  }
+  const std::vector<std::size_t> sizes{32, 4, 8, 2};
+  const terse::layout plain(sizes, 100, 5);
+  CHECK(plain.shapes_of(plain.segments()[0]).empty());
+  CHECK(plain.segments()[0].first_tensor == 0);
+  const terse::layout merged(shapes, 100);  // nothing dense: one segment of four tensors
+  REQUIRE(merged.segments().size() == 1);
+  CHECK(merged.shapes_of(merged.segments()[0]).size() == 4);
 }

@@ -107,6 +107,36 @@ TEST_CASE("powersgd device reduce equals the host reduce to rounding, step after
   }
 }
 
+TEST_CASE("powersgd device reduce per tensor equals the host's to rounding; vectors exact; state moves to the host")
+{
+  terse::cuda_stream stream;
+  const std::vector<terse::tensor_shape> shapes{terse::tensor_shape::matrix(784, 256), terse::tensor_shape::vector(256),
+                                                terse::tensor_shape::matrix(256, 10), terse::tensor_shape::vector(10)};
+  const std::size_t n = 784 * 256 + 256 + 2560 + 10;
+  terse::compress::powersgd host{.rank = 2};
+  terse::cuda::powersgd_state device(host);
+  powersgd_test::solo_transport host_t;
+  device_solo_transport device_t;
+  for (std::uint64_t step = 0; step < 3; ++step) {
+    terse::codec_context ctx{.seed = 7, .step = step, .bucket = 5};
+    ctx.tensors = shapes;
+    auto expected = step_values(n, step);
+    host.reduce(ctx, host_t, terse::host_span<float>(expected));
+    const auto input = step_values(n, step);
+    auto values = upload(input);
+    device.reduce(ctx, device_t, values.span(), stream.get());
+    const auto got = download(values, stream);
+    CHECK(relative_error(got, expected) < 1e-4);
+    for (std::size_t i = 784 * 256; i < 784 * 256 + 256; ++i) {
+      CHECK(got[i] == input[i]);  // one rank: the dense average is the value itself
+    }
+  }
+  CHECK(device_t.calls == 6);
+  terse::compress::powersgd from_device{.rank = 2};
+  powersgd_test::restore(from_device, powersgd_test::saved(device));
+  CHECK(relative_error(from_device.state.groups.at(5).matrices[0].q, host.state.groups.at(5).matrices[0].q) < 1e-3);
+}
+
 TEST_CASE("powersgd device reduce recovers a rank-r matrix")
 {
   terse::cuda_stream stream;

@@ -7,11 +7,14 @@
 
 #include <terse/core/error.hpp>
 #include <terse/core/policy_types.hpp>
+#include <terse/core/tensor_shape.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <ostream>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace terse {
@@ -30,6 +33,8 @@ struct segment {
   std::size_t offset = 0;  ///< first element in the flat buffer
   std::size_t count = 0;
   bool compressed = true;
+  std::size_t first_tensor = 0;  ///< index into layout::tensors()
+  std::size_t tensor_count = 0;
 };
 
 /// A run of whole tensors communicated together.
@@ -48,6 +53,12 @@ struct bucket {
 /// own; tensors are never split, as in PyTorch DDP). Tensors with fewer than
 /// `dense_below` elements (biases, norms) are never compressed: compressing
 /// them saves almost nothing and costs accuracy.
+///
+/// Tensor shapes are optional: set_shapes (or the constructor that takes
+/// shapes) declares each tensor a matrix (rows × cols, row-major) or a
+/// vector, and codecs that work on matrices (PowerSGD) then compress each
+/// matrix with its own shape and send vectors dense. Without shapes they
+/// fall back to viewing each compressed segment as one near-square matrix.
 class layout {
  public:
   layout() = default;
@@ -79,13 +90,43 @@ class layout {
         const bool compressed = tensors_[t].count >= dense_below;
         if (segments_.size() > b.first_segment && segments_.back().compressed == compressed) {
           segments_.back().count += tensors_[t].count;  // extend the run
+          segments_.back().tensor_count += 1;
         } else {
-          segments_.push_back(
-              segment{static_cast<bucket_id>(segments_.size()), tensors_[t].offset, tensors_[t].count, compressed});
+          segments_.push_back(segment{static_cast<bucket_id>(segments_.size()), tensors_[t].offset, tensors_[t].count,
+                                      compressed, t, 1});
         }
       }
       b.segment_count = segments_.size() - b.first_segment;
     }
+  }
+
+  /// As above, with each tensor's shape declared (its size is the shape's).
+  layout(std::span<const tensor_shape> shapes, std::size_t bucket_elements, std::size_t dense_below = 0)
+      : layout(sizes_of(shapes), bucket_elements, dense_below)
+  {
+    set_shapes(shapes);
+  }
+
+  /// Declares every tensor's shape, in buffer order. Throws
+  /// errc::invalid_argument (and keeps the layout as it was) unless there is
+  /// one shape per tensor, each matrix has rows ≥ 1 and cols ≥ 1, and each
+  /// shape holds exactly its tensor's element count.
+  void set_shapes(std::span<const tensor_shape> shapes)
+  {
+    TERSE_EXPECTS(shapes.size() == tensors_.size(), "layout::set_shapes: " + std::to_string(shapes.size()) +
+                                                        " shapes for " + std::to_string(tensors_.size()) + " tensors");
+    for (std::size_t t = 0; t < shapes.size(); ++t) {
+      const tensor_shape& s = shapes[t];
+      const bool dims_ok = s.is_matrix() ? s.rows != 0 && s.cols != 0 : s.dims == 1 && s.cols == 1;
+      const bool fits = dims_ok && s.rows <= std::numeric_limits<std::uint64_t>::max() / s.cols;
+      TERSE_EXPECTS(fits && s.count() == tensors_[t].count,
+                    "layout::set_shapes: tensor " + std::to_string(t) + " holds " + std::to_string(tensors_[t].count) +
+                        " elements; its shape is " + std::to_string(s.rows) + "x" + std::to_string(s.cols) +
+                        (s.is_matrix() ? " (matrix)"
+                         : s.dims == 1 ? " (vector)"
+                                       : " (neither matrix nor vector)"));
+    }
+    shapes_.assign(shapes.begin(), shapes.end());
   }
 
   /// One tensor as one bucket: the flat buffer is all there is.
@@ -107,6 +148,16 @@ class layout {
   }
   std::size_t dense_below() const noexcept { return dense_below_; }
 
+  /// Every tensor's declared shape, in buffer order; empty when none were declared.
+  std::span<const tensor_shape> shapes() const noexcept { return shapes_; }
+  bool has_shapes() const noexcept { return !shapes_.empty(); }
+  /// The shapes of the tensors of `s`; empty when none were declared.
+  std::span<const tensor_shape> shapes_of(const segment& s) const noexcept
+  {
+    return shapes_.empty() ? std::span<const tensor_shape>{}
+                           : std::span<const tensor_shape>(shapes_).subspan(s.first_tensor, s.tensor_count);
+  }
+
   /// A fingerprint of the shape (tensor sizes and bucket boundaries), stored
   /// with checkpointed state so it is never restored into another layout.
   std::uint64_t hash() const noexcept
@@ -127,6 +178,13 @@ class layout {
       mix(b.count);
     }
     mix(dense_below_);
+    if (!shapes_.empty()) {  // layouts without shapes keep their fingerprint
+      for (const auto& s : shapes_) {
+        mix(s.rows);
+        mix(s.cols);
+        mix(s.dims);
+      }
+    }
     return h;
   }
 
@@ -137,7 +195,18 @@ class layout {
   }
 
  private:
+  static std::vector<std::size_t> sizes_of(std::span<const tensor_shape> shapes)
+  {
+    std::vector<std::size_t> sizes;
+    sizes.reserve(shapes.size());
+    for (const auto& s : shapes) {
+      sizes.push_back(static_cast<std::size_t>(s.count()));
+    }
+    return sizes;
+  }
+
   std::vector<tensor_range> tensors_;
+  std::vector<tensor_shape> shapes_;
   std::vector<bucket> buckets_;
   std::vector<segment> segments_;
   std::size_t total_ = 0;

@@ -100,19 +100,15 @@ struct cast {
   /// untouched) otherwise.
   void decode_add(const codec_context&, host_span<const std::byte> payload, host_span<float> acc) const
   {
-    const wire::header h = wire::read_header(payload, id, acc.size());
-    TERSE_CHECK(h.param == 0 && h.aux == 0, errc::malformed_payload,
-                std::string(wire::to_string(id)) + " payload has nonzero parameter fields");
-    wire::expect_length(payload, wire::checked_add(wire::header_bytes, wire::checked_mul(acc.size(), 2)), id);
-    const std::byte* values = payload.data() + wire::header_bytes;
-    if (on_overflow == overflow::infinity) {
-      TERSE_CHECK(detail::cast_none_nan<Storage>(values, acc.size()), errc::malformed_payload,
-                  std::string(wire::to_string(id)) + " payload holds a NaN value");
-    } else {
-      TERSE_CHECK(detail::cast_all_finite<Storage>(values, acc.size()), errc::malformed_payload,
-                  std::string(wire::to_string(id)) + " payload holds an Inf or NaN value");
-    }
-    detail::cast_decode<Storage, true>(values, acc.size(), acc.data());
+    check_payload(payload, acc.size());
+    detail::cast_decode<Storage, true>(payload.data() + wire::header_bytes, acc.size(), acc.data());
+  }
+
+  /// As decode_add, but out = the payload's values (a −0 stays −0).
+  void decode(const codec_context&, host_span<const std::byte> payload, host_span<float> out) const
+  {
+    check_payload(payload, out.size());
+    detail::cast_decode<Storage, false>(payload.data() + wire::header_bytes, out.size(), out.data());
   }
 
   friend std::ostream& operator<<(std::ostream& os, const cast& c)
@@ -122,6 +118,22 @@ struct cast {
   }
 
  private:
+  void check_payload(host_span<const std::byte> payload, std::size_t n) const
+  {
+    const wire::header h = wire::read_header(payload, id, n);
+    TERSE_CHECK(h.param == 0 && h.aux == 0, errc::malformed_payload,
+                std::string(wire::to_string(id)) + " payload has nonzero parameter fields");
+    wire::expect_length(payload, wire::checked_add(wire::header_bytes, wire::checked_mul(n, 2)), id);
+    const std::byte* values = payload.data() + wire::header_bytes;
+    if (on_overflow == overflow::infinity) {
+      TERSE_CHECK(detail::cast_none_nan<Storage>(values, n), errc::malformed_payload,
+                  std::string(wire::to_string(id)) + " payload holds a NaN value");
+    } else {
+      TERSE_CHECK(detail::cast_all_finite<Storage>(values, n), errc::malformed_payload,
+                  std::string(wire::to_string(id)) + " payload holds an Inf or NaN value");
+    }
+  }
+
   std::size_t encode_from(const float* g, const float* e_old, float* e_new, std::size_t n,
                           host_span<std::byte> out) const
   {

@@ -38,6 +38,17 @@ struct identity {
       accumulator[i] += value;
     }
   }
+
+  /// out = the payload's values, bit for bit (−0 stays −0).
+  void decode(const codec_context&, host_span<const std::byte> payload, host_span<float> out) const
+  {
+    TERSE_CHECK(payload.size() == out.size_bytes(), errc::malformed_payload,
+                "identity payload of " + std::to_string(payload.size()) + " bytes for " + std::to_string(out.size()) +
+                    " values");
+    if (!out.empty()) {
+      std::memcpy(out.data(), payload.data(), out.size_bytes());
+    }
+  }
 };
 
 }  // namespace terse::compress

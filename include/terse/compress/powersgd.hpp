@@ -3,11 +3,20 @@
 /// `compress::powersgd`: rank-r PowerSGD (Vogels, Karimireddy, Jaggi,
 /// "PowerSGD: Practical Low-Rank Gradient Compression for Distributed
 /// Optimization", NeurIPS 2019), one power-iteration step per call with a
-/// warm-started Q per bucket.
+/// warm-started Q per matrix.
 ///
-/// A bucket of n values is viewed as an m×p row-major matrix M with
-/// p = ⌈√n⌉, m = ⌈n/p⌉, the last row zero-padded (detail::powersgd_shape);
-/// the rank used is k = min(rank, m). One step, for every rank of the world:
+/// **Per tensor** (ctx.tensors set: the layout declares tensor shapes, see
+/// layout::set_shapes): each matrix tensor is M with its own shape (rows ×
+/// cols, k = min(rank, rows, cols)) and its own Q; vectors, and matrices
+/// whose factors would not be smaller, travel dense and come back as the
+/// exact average. `reduce` still makes two allreduces per segment (every P,
+/// dense value and the flag; every Q). Payload and state formats:
+/// detail/powersgd_tensor_steps.hpp and detail/powersgd_tensors.hpp.
+///
+/// **Fallback** (no shapes): a bucket of n values is viewed as an m×p
+/// row-major matrix M with p = ⌈√n⌉, m = ⌈n/p⌉, the last row zero-padded
+/// (compress::powersgd_shape); the rank used is k = min(rank, m). One step,
+/// for every rank of the world:
 ///
 ///     Q̂ = Q with unit columns (a zero column is re-drawn from the shared stream)
 ///     P = M·Q̂;  P ← average of P over ranks;  P̂ = orthonormalise(P)
@@ -28,7 +37,8 @@
 /// feedback is the caller's, e = M − decoded.
 ///
 /// **Byte interface** (gossip, debugging): `encode` writes this rank's own
-/// factors (no communication); `decode_add` adds P·Qᵀ. Payload:
+/// factors (no communication); `decode_add` adds P·Qᵀ, `decode` writes it.
+/// Fallback payload:
 ///
 ///     header: codec powersgd, param = k, count = n, aux = m << 32 | p
 ///     body:   P (m×k, row-major f32), then Q column by column (Qᵀ, k×p
@@ -47,7 +57,7 @@
 ///   finite input: beyond 2^40 it works on a copy scaled by a power of two
 ///   and, if the factors of the true values would overflow, shrinks Q rows
 ///   so that max‖P_i‖·max‖Q_j‖ ≤ FLT_MAX/4 (saturation).
-/// - `decode_add` rejects (errc::malformed_payload, `acc` untouched) a wrong
+/// - `decode_add` / `decode` reject (errc::malformed_payload, output untouched) a wrong
 ///   header, shape or rank, a wrong length, a non-finite factor, and factors
 ///   with max‖P_i‖·max‖Q_j‖ > FLT_MAX/2 (which could decode to Inf).
 /// - n = 0: header-only payload; `reduce` returns at once (all ranks share
@@ -63,7 +73,10 @@
 
 #include <terse/compress/detail/powersgd_host.hpp>
 #include <terse/compress/detail/powersgd_math.hpp>
+#include <terse/compress/detail/powersgd_matrix.hpp>
 #include <terse/compress/detail/powersgd_state.hpp>
+#include <terse/compress/detail/powersgd_tensor_steps.hpp>
+#include <terse/compress/powersgd_shape.hpp>
 #include <terse/compress/wire.hpp>
 #include <terse/core/error.hpp>
 #include <terse/core/numeric.hpp>
@@ -81,6 +94,7 @@
 #include <ostream>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace terse::compress {
 
@@ -91,19 +105,58 @@ struct basic_powersgd {
   static constexpr aggregation aggregation_kind = aggregation::summable;
   static constexpr wire::codec_id id = wire::codec_id::powersgd;
 
-  /// Rank r of the approximation (at least 1); a bucket uses min(r, m).
+  /// Rank r of the approximation (at least 1); a declared matrix uses
+  /// min(r, rows, cols), a fallback bucket min(r, m).
   std::uint32_t rank = 2;
 
   /// Warm-start Q and scratch per bucket. Internal: use save/load.
   detail::powersgd_host_state state{};
 
-  /// The shape a bucket of n values takes at this rank.
-  detail::powersgd_shape shape(std::size_t n) const noexcept { return detail::powersgd_shape_of(n, rank); }
+  /// The matrix a run of n values without declared shapes is viewed as at
+  /// this rank (the fallback).
+  powersgd_shape shape(std::size_t n) const noexcept { return detail::powersgd_shape_of(n, rank); }
 
-  /// Exactly the payload size: 24 + 4k(m + p) bytes.
+  /// The matrix and rank of each tensor ctx.tensors declares; a tensor sent
+  /// dense has k = 0 (and m = p = 0). errc::invalid_argument for an invalid
+  /// shape.
+  std::vector<powersgd_shape> shapes(const codec_context& ctx) const
+  {
+    const detail::powersgd_plan plan =
+        detail::make_powersgd_plan(ctx.tensors, rank, detail::powersgd_values_in(ctx.tensors));
+    std::vector<powersgd_shape> out;
+    for (const auto& piece : plan.pieces) {
+      out.push_back(piece.shape);
+    }
+    return out;
+  }
+
+  /// The payload size for n values without declared shapes: exactly
+  /// 24 + 4k(m + p) bytes. With declared shapes use encoded_bytes.
   std::size_t max_encoded_bytes(std::size_t n) const noexcept
   {
     return wire::header_bytes + sizeof(float) * shape(n).factor_count();
+  }
+
+  /// Exactly the payload size for n values coded with `ctx` (its tensor
+  /// shapes, if any): 24 + 24T + 4(Σ k(rows + cols) + Σ dense values) bytes
+  /// for T declared tensors.
+  std::size_t encoded_bytes(const codec_context& ctx, std::size_t n) const
+  {
+    return ctx.tensors.empty() ? max_encoded_bytes(n)
+                               : detail::make_powersgd_plan(ctx.tensors, rank, n).payload_bytes();
+  }
+
+  /// Sets the warm-start Q (cols×k, row-major; k = min(rank, rows, cols)) of
+  /// matrix `tensor` of the segment ctx describes (ctx.bucket, ctx.tensors),
+  /// creating its state (the other tensors' Q drawn from
+  /// ctx.shared_stream()) if it has none. Call it alike on every rank.
+  /// errc::invalid_argument, state unchanged, when ctx declares no shapes,
+  /// the tensor is out of range or travels dense, q has another size or
+  /// holds NaN or Inf.
+  void set_initial_q(const codec_context& ctx, std::size_t tensor, host_span<const float> q)
+  {
+    check_usable();
+    detail::powersgd_set_initial_q(state, rank, ctx, tensor, q);
   }
 
   /// Writes this rank's own factors P̂ and Q (one warm-started power step,
@@ -111,6 +164,9 @@ struct basic_powersgd {
   std::size_t encode(const codec_context& ctx, host_span<const float> in, host_span<std::byte> out)
   {
     check_usable();
+    if (!ctx.tensors.empty()) {
+      return detail::powersgd_encode_tensors<Blas>(state, rank, ctx, in, out);
+    }
     const detail::powersgd_shape s = shape(in.size());
     const std::size_t bytes = max_encoded_bytes(in.size());
     TERSE_EXPECTS(out.size() >= bytes, "powersgd needs max_encoded_bytes(n) = " + std::to_string(bytes) +
@@ -123,85 +179,24 @@ struct basic_powersgd {
     }
     detail::powersgd_new_bucket_guard created(state, ctx.bucket);
     detail::powersgd_bucket& b = state.bucket(ctx.bucket, s, ctx.shared_stream());
-    detail::normalise_columns(b.q.data(), b.q_hat.data(), s.p, s.k, ctx.shared_stream());
-    float* p = b.p.data();
-    const std::uint32_t largest = detail::powersgd_multiply_p<Blas>(in.data(), s, b.q_hat.data(), p);
-    TERSE_CHECK(largest < detail::first_non_finite_bits, errc::non_finite,
-                "powersgd encode: the values hold NaN or Inf");
-
-    // Huge inputs: redo the product on M·2^-e (exact scaling) and scale Q
-    // back by 2^e below.
-    const float* values = in.data();
-    double scale_back = 1;
-    const float magnitude = detail::bits_float(largest);
-    if (magnitude >= detail::powersgd_unscaled_limit) {
-      int exponent = 0;
-      (void)std::frexp(magnitude, &exponent);
-      state.scaled.resize(in.size());
-      for (std::size_t i = 0; i < in.size(); ++i) {
-        state.scaled[i] = std::ldexp(in[i], -exponent);
-      }
-      values = state.scaled.data();
-      scale_back = std::ldexp(1.0, exponent);
-      (void)detail::powersgd_multiply_p<Blas>(values, s, b.q_hat.data(), p);
-    }
-    TERSE_CHECK(detail::orthonormalise_columns(p, s.m, s.k, b.work.data()), errc::internal,
-                "powersgd encode: P overflowed although the input was scaled");
-    detail::powersgd_multiply_q<Blas>(values, s, p, b.q_next.data());
-
-    std::byte* body = out.data() + wire::header_bytes;
-    std::memcpy(body, p, sizeof(float) * s.m * s.k);
-    body += sizeof(float) * s.m * s.k;
-    // Q on the wire: scaled back, each row shrunk if P̂·Qᵀ could overflow
-    // (only ever for inputs near FLT_MAX).
-    const double p_norm = detail::max_row_norm(p, s.m, s.k);
-    const float* qt = b.q_next.data();
-    for (std::size_t j = 0; j < s.p; ++j) {
-      double sum = 0;
-      for (std::size_t c = 0; c < s.k; ++c) {
-        sum += static_cast<double>(qt[c * s.p + j]) * qt[c * s.p + j];
-      }
-      const double norm = std::sqrt(sum) * scale_back * p_norm;
-      const double factor =
-          scale_back * (norm > detail::powersgd_encode_product ? detail::powersgd_encode_product / norm : 1.0);
-      for (std::size_t c = 0; c < s.k; ++c) {
-        wire::store(body + sizeof(float) * (c * s.p + j), static_cast<float>(qt[c * s.p + j] * factor));
-      }
-    }
+    detail::powersgd_encode_matrix<Blas>(in.data(), s, b, state.scaled, ctx.shared_stream(), 0,
+                                         out.data() + wire::header_bytes);
     std::swap(b.q, b.q_next);  // Q's direction is what carries over; its scale does not matter
     created.keep();
     return bytes;
   }
 
-  /// Validates the payload completely, then acc += P·Qᵀ.
-  void decode_add(const codec_context&, host_span<const std::byte> payload, host_span<float> acc)
+  /// Validates the payload completely, then acc += P·Qᵀ (dense tensors: acc += values).
+  void decode_add(const codec_context& ctx, host_span<const std::byte> payload, host_span<float> acc)
   {
-    check_usable();
-    const detail::powersgd_shape s = shape(acc.size());
-    const wire::header h = wire::read_header(payload, id, s.n);
-    TERSE_CHECK(h.param == s.k && h.aux == (s.n == 0 ? 0 : s.shape_word()), errc::malformed_payload,
-                "powersgd payload has rank " + std::to_string(h.param) + " and shape word " + std::to_string(h.aux) +
-                    "; for " + std::to_string(s.n) + " values at rank " + std::to_string(rank) +
-                    " the receiver expects " + std::to_string(s.k) + " and " + std::to_string(s.shape_word()) + " (" +
-                    std::to_string(s.m) + "x" + std::to_string(s.p) + ")");
-    wire::expect_length(
-        payload,
-        wire::checked_add(wire::header_bytes,
-                          wire::checked_mul(sizeof(float), wire::checked_mul(s.k, wire::checked_add(s.m, s.p)))),
-        id);
-    if (s.n == 0) {
-      return;
-    }
-    state.factors.resize(s.factor_count());
-    std::memcpy(state.factors.data(), payload.data() + wire::header_bytes, sizeof(float) * s.factor_count());
-    const float* p = state.factors.data();
-    const float* qt = p + s.m * s.k;
-    TERSE_CHECK(detail::max_magnitude_bits(p, s.factor_count()) < detail::first_non_finite_bits,
-                errc::malformed_payload, "powersgd payload holds a non-finite factor");
-    TERSE_CHECK(
-        detail::max_row_norm(p, s.m, s.k) * detail::max_q_row_norm(qt, s.k, s.p) <= detail::powersgd_max_product,
-        errc::malformed_payload, "powersgd payload's factors are so large that P·Qᵀ could overflow");
-    detail::powersgd_multiply_out<Blas>(p, qt, s, 1.0f, acc.data());
+    decode_into(ctx, payload, acc, true);
+  }
+
+  /// Validates the payload completely, then out = P·Qᵀ (dense tensors: their
+  /// values, bit for bit, −0 included). On a malformed payload `out` is untouched.
+  void decode(const codec_context& ctx, host_span<const std::byte> payload, host_span<float> out)
+  {
+    decode_into(ctx, payload, out, false);
   }
 
   /// One PowerSGD step across the ranks of `t`: replaces `values` (this
@@ -213,6 +208,10 @@ struct basic_powersgd {
   void reduce(const codec_context& ctx, Transport& t, host_span<float> values)
   {
     check_usable();
+    if (!ctx.tensors.empty()) {
+      detail::powersgd_reduce_tensors<Blas>(state, rank, ctx, t, values);
+      return;
+    }
     const detail::powersgd_shape s = shape(values.size());
     if (s.n == 0) {
       return;
@@ -263,6 +262,36 @@ struct basic_powersgd {
   }
 
  private:
+  void decode_into(const codec_context& ctx, host_span<const std::byte> payload, host_span<float> acc, bool add)
+  {
+    check_usable();
+    if (!ctx.tensors.empty()) {
+      detail::powersgd_decode_tensors<Blas>(state, rank, ctx, payload, acc, add);
+      return;
+    }
+    const detail::powersgd_shape s = shape(acc.size());
+    const wire::header h = wire::read_header(payload, id, s.n);
+    TERSE_CHECK(h.param == s.k && h.aux == (s.n == 0 ? 0 : s.shape_word()), errc::malformed_payload,
+                "powersgd payload has rank " + std::to_string(h.param) + " and shape word " + std::to_string(h.aux) +
+                    "; for " + std::to_string(s.n) + " values at rank " + std::to_string(rank) +
+                    " the receiver expects " + std::to_string(s.k) + " and " + std::to_string(s.shape_word()) + " (" +
+                    std::to_string(s.m) + "x" + std::to_string(s.p) + ")");
+    wire::expect_length(
+        payload,
+        wire::checked_add(wire::header_bytes,
+                          wire::checked_mul(sizeof(float), wire::checked_mul(s.k, wire::checked_add(s.m, s.p)))),
+        id);
+    if (s.n == 0) {
+      return;
+    }
+    state.factors.resize(s.factor_count());
+    std::memcpy(state.factors.data(), payload.data() + wire::header_bytes, sizeof(float) * s.factor_count());
+    const float* p = state.factors.data();
+    const float* qt = p + s.m * s.k;
+    detail::powersgd_check_factors(p, qt, s);
+    detail::powersgd_multiply_out<Blas>(p, qt, s, add ? 1.0f : 0.0f, acc.data());
+  }
+
   void check_usable() const
   {
     static_assert(Blas::available,

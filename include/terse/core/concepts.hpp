@@ -53,6 +53,17 @@ concept compressor_decodes = requires(C& c, const codec_context& ctx, host_span<
   c.decode_add(ctx, payload, accumulator);
 };
 
+/// Optional: `decode(ctx, payload, out)` validates the payload, then
+/// overwrites `out` with the decoded values bit for bit (a −0 stays −0,
+/// which zero-then-decode_add turns into +0). compress::decode uses it when
+/// present and falls back to zero-then-decode_add otherwise.
+template <class C>
+concept compressor_decodes_into = requires(C& c, const codec_context& ctx, host_span<const std::byte> payload,
+                                           host_span<float> out)
+{
+  c.decode(ctx, payload, out);
+};
+
 /// Turns a float buffer into wire bytes and back.
 /// - `static constexpr terse::aggregation aggregation_kind`: how payloads combine
 /// - `max_encoded_bytes(n)`: an upper bound on the payload for n values

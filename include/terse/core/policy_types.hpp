@@ -5,8 +5,10 @@
 /// ranks, and what a schedule asks for at each hook.
 
 #include <terse/core/philox.hpp>
+#include <terse/core/tensor_shape.hpp>
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 namespace terse {
@@ -51,6 +53,11 @@ struct codec_context {
   /// 0 for a rank's own encoding, 1 for an owner's re-encoding of a reduced
   /// shard: the two draw independent noise.
   std::uint32_t phase = 0;
+  /// The shapes of the tensors the values are made of, in order, when the
+  /// layout declares them (layout::set_shapes); empty otherwise. Matrix
+  /// codecs (PowerSGD) compress each matrix with its own shape; the others
+  /// ignore it. Points into the layout: valid for the call only.
+  std::span<const tensor_shape> tensors{};
 
   /// Draws every rank shares (random-k's indices): seed, step and bucket only.
   constexpr random_stream shared_stream() const noexcept

@@ -21,12 +21,19 @@
 /// host's to rounding (cuBLAS and OpenBLAS sum in other orders), not bit for
 /// bit; every rank of one job gets the same bits.
 ///
+/// With declared tensor shapes (ctx.tensors) each matrix is its own M and
+/// vectors travel dense, as in compress::powersgd; still two allreduces.
+///
+/// (Over 400 lines: the flat and the per-tensor steps share this class's
+/// buckets, cuBLAS handle and status words.)
+///
 /// Saved state has the host codec's layout: a blob saved here loads into
 /// compress::powersgd and back. Link CUDA::cublas. One state per rank and
 /// device; not thread-safe.
 
 #include <terse/compress/detail/powersgd_math.hpp>
 #include <terse/compress/detail/powersgd_state.hpp>
+#include <terse/compress/detail/powersgd_tensors.hpp>
 #include <terse/compress/powersgd.hpp>
 #include <terse/core/cuda_error.hpp>
 #include <terse/core/cuda_memory.hpp>
@@ -63,7 +70,7 @@ class powersgd_state {
   }
 
   std::uint32_t rank() const noexcept { return rank_; }
-  detail::powersgd_shape shape(std::size_t n) const noexcept { return detail::powersgd_shape_of(n, rank_); }
+  compress::powersgd_shape shape(std::size_t n) const noexcept { return detail::powersgd_shape_of(n, rank_); }
 
   /// One PowerSGD step across the ranks of `t` on device `values` (this
   /// rank's M, already error-compensated): replaces them with the rank-k
@@ -75,6 +82,10 @@ class powersgd_state {
     TERSE_EXPECTS(rank_ >= 1, "powersgd needs rank >= 1");
     if constexpr (requires { t.stream(); }) {
       TERSE_EXPECTS(t.stream() == stream, "powersgd reduce enqueues on `stream`: give the transport the same stream");
+    }
+    if (!ctx.tensors.empty()) {
+      reduce_tensors(ctx, t, values, stream);
+      return;
     }
     const detail::powersgd_shape s = shape(values.size());
     if (s.n == 0) {
@@ -115,7 +126,8 @@ class powersgd_state {
     }
     t.allreduce(device_span<float>(p, flag_at + 1), reduce_op::average);
 
-    detail::powersgd_orthonormalise_kernel<threads><<<1, threads, 0, stream>>>(p, s.m, s.k, b.work.data(), status);
+    detail::powersgd_orthonormalise_kernel<threads>
+        <<<1, threads, 0, stream>>>(p, s.m, s.k, b.work.data(), status, p + flag_at);
     TERSE_CUDA_TRY(cudaGetLastError());
     // Q = Mᵀ · P̂ = (col-major Mᵀ) · (col-major Pᵀ)ᵀ
     gemm(handle, CUBLAS_OP_N, CUBLAS_OP_T, s.p, s.k, s.full_rows, values.data(), s.p, p, s.k, 0.0f, b.q_next.data(),
@@ -157,13 +169,21 @@ class powersgd_state {
   /// finished writing Q when it returns; only reads of it may still run.)
   void save(state_writer& out) const
   {
-    detail::write_powersgd_header(out, rank_, buckets_.size());
+    detail::write_powersgd_header(out, rank_, buckets_.size() | (groups_.empty() ? 0 : detail::powersgd_groups_follow));
     std::vector<float> host;
     for (const auto& [id, b] : buckets_) {
       detail::write_powersgd_bucket(out, id, b.shape);
       host.resize(b.shape.k * b.shape.p);
       TERSE_CUDA_TRY(cudaMemcpy(host.data(), b.q.data(), sizeof(float) * host.size(), cudaMemcpyDeviceToHost));
       out.array(host_span<const float>(host));
+    }
+    if (!groups_.empty()) {
+      detail::write_powersgd_groups(out, groups_, [&host](const group& g, const detail::powersgd_piece& piece) {
+        const bucket& b = g.matrices[piece.matrix];
+        host.resize(b.shape.k * b.shape.p);
+        TERSE_CUDA_TRY(cudaMemcpy(host.data(), b.q.data(), sizeof(float) * host.size(), cudaMemcpyDeviceToHost));
+        return host_span<const float>(host);
+      });
     }
   }
 
@@ -172,7 +192,8 @@ class powersgd_state {
   /// holds a shape this rank does not give its n.
   void load(state_reader& in)
   {
-    const std::uint64_t count = detail::read_powersgd_header(in, rank_);
+    const std::uint64_t header = detail::read_powersgd_header(in, rank_);
+    const std::uint64_t count = header & ~detail::powersgd_groups_follow;
     std::map<bucket_id, bucket> loaded;
     std::vector<float> host;
     for (std::uint64_t i = 0; i < count; ++i) {
@@ -188,7 +209,24 @@ class powersgd_state {
       TERSE_CUDA_TRY(cudaMemcpy(b.q.data(), host.data(), sizeof(float) * host.size(), cudaMemcpyHostToDevice));
       loaded.emplace(id, std::move(b));
     }
+    std::map<bucket_id, group> loaded_groups;
+    if ((header & detail::powersgd_groups_follow) != 0) {
+      detail::read_powersgd_groups(
+          in, rank_,
+          [&](bucket_id id, detail::powersgd_plan plan) -> group& {
+            return loaded_groups.emplace(id, allocate_group(std::move(plan))).first->second;
+          },
+          [&](group& g, const detail::powersgd_piece& piece) {
+            bucket& b = g.matrices[piece.matrix];
+            host.resize(b.shape.k * b.shape.p);
+            in.array(host_span<float>(host));
+            TERSE_CHECK(detail::max_magnitude_bits(host.data(), host.size()) < detail::first_non_finite_bits, errc::io,
+                        "terse state: a powersgd tensor holds a non-finite Q");
+            TERSE_CUDA_TRY(cudaMemcpy(b.q.data(), host.data(), sizeof(float) * host.size(), cudaMemcpyHostToDevice));
+          });
+    }
     buckets_ = std::move(loaded);
+    groups_ = std::move(loaded_groups);
   }
 
  private:
@@ -257,6 +295,158 @@ class powersgd_state {
     return buckets_.emplace(id, std::move(b)).first->second;
   }
 
+  /// A segment planned per tensor (see compress/detail/powersgd_tensors.hpp):
+  /// one bucket per compressed matrix, and the two reduce buffers.
+  struct group {
+    detail::powersgd_plan plan;
+    std::vector<bucket> matrices;
+    device_buffer<float> p_all;  // every P and dense value, then the flag
+    device_buffer<float> q_all;  // every Qᵀ
+  };
+
+  static group allocate_group(detail::powersgd_plan plan)
+  {
+    group g;
+    g.plan = std::move(plan);
+    g.matrices.resize(g.plan.matrices);
+    for (const detail::powersgd_piece& piece : g.plan.pieces) {
+      if (!piece.dense) {
+        g.matrices[piece.matrix] = allocate(piece.shape);
+      }
+    }
+    g.p_all.reserve(g.plan.p_floats + 1);
+    g.q_all.reserve(std::max<std::uint64_t>(g.plan.q_floats, 1));
+    return g;
+  }
+
+  group& find_or_create_group(const codec_context& ctx, std::uint64_t n, cudaStream_t stream)
+  {
+    auto found = groups_.find(ctx.bucket);
+    if (found != groups_.end()) {
+      const detail::powersgd_plan& had = found->second.plan;
+      TERSE_EXPECTS(had.n == n && had.rank == rank_ && had.same_tensors(ctx.tensors),
+                    "powersgd segment " + std::to_string(ctx.bucket) + " was planned for other tensor shapes");
+      return found->second;
+    }
+    group g = allocate_group(detail::make_powersgd_plan(ctx.tensors, rank_, n));
+    constexpr int threads = detail::powersgd_threads;
+    for (const detail::powersgd_piece& piece : g.plan.pieces) {
+      if (!piece.dense) {
+        const std::uint64_t count = piece.shape.k * piece.shape.p;
+        detail::powersgd_seed_kernel<threads><<<grid_for(count), threads, 0, stream>>>(
+            g.matrices[piece.matrix].q.data(), count, ctx.shared_stream(), piece.q_at);
+        TERSE_CUDA_TRY(cudaGetLastError());
+      }
+    }
+    return groups_.emplace(ctx.bucket, std::move(g)).first->second;
+  }
+
+  /// reduce for a segment with declared tensor shapes: every matrix with its
+  /// own shape, vectors dense; one allreduce of every P, dense value and the
+  /// flag, one of every Q, as compress::powersgd does on the host.
+  template <class Transport>
+  void reduce_tensors(const codec_context& ctx, Transport& t, device_span<float> values, cudaStream_t stream)
+  {
+    for (const tensor_shape& shape : ctx.tensors) {
+      constexpr auto int_limit = static_cast<std::uint64_t>(std::numeric_limits<int>::max());
+      TERSE_EXPECTS(shape.rows <= int_limit && shape.cols <= int_limit,
+                    "tensor too large for 32-bit cuBLAS dimensions");
+    }
+    const bool fresh = !groups_.contains(ctx.bucket);
+    group& g = find_or_create_group(ctx, values.size(), stream);
+    struct forget {
+      std::map<bucket_id, group>* groups;
+      bucket_id id;
+      bool armed;
+      ~forget()
+      {
+        if (armed) {
+          groups->erase(id);
+        }
+      }
+    } guard{&groups_, ctx.bucket, fresh};
+    const detail::powersgd_plan& plan = g.plan;
+    cublasHandle_t handle = cublas_.on(stream);
+    std::uint32_t* status = device_status();
+    TERSE_CUDA_TRY(cudaMemsetAsync(status, 0, sizeof(std::uint32_t), stream));
+    constexpr int threads = detail::powersgd_threads;
+    float* p_all = g.p_all.data();
+    float* flag = p_all + plan.p_floats;
+    TERSE_CUDA_TRY(cudaMemsetAsync(flag, 0, sizeof(float), stream));
+    detail::powersgd_scan_kernel<threads><<<grid_for(plan.n), threads, 0, stream>>>(values.data(), plan.n, flag);
+    TERSE_CUDA_TRY(cudaGetLastError());
+    for (const detail::powersgd_piece& piece : plan.pieces) {
+      const float* own = values.data() + piece.offset;
+      const detail::powersgd_shape& s = piece.shape;
+      if (piece.dense) {
+        TERSE_CUDA_TRY(cudaMemcpyAsync(p_all + piece.p_at, own, sizeof(float) * s.n, cudaMemcpyDeviceToDevice, stream));
+        continue;
+      }
+      bucket& b = g.matrices[piece.matrix];
+      detail::powersgd_normalise_kernel<threads><<<static_cast<unsigned>(s.k), threads, 0, stream>>>(
+          b.q.data(), b.q_hat.data(), s.p, ctx.shared_stream(), piece.q_at);
+      TERSE_CUDA_TRY(cudaGetLastError());
+      // Pᵀ = Q̂ᵀ · Mᵀ (column-major views as in reduce)
+      gemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, s.k, s.m, s.p, b.q_hat.data(), s.p, own, s.p, 0.0f, p_all + piece.p_at,
+           s.k);
+    }
+    t.allreduce(device_span<float>(p_all, plan.p_floats + 1), reduce_op::average);
+
+    detail::powersgd_status_kernel<threads>
+        <<<grid_for(plan.p_floats), threads, 0, stream>>>(p_all, plan.p_floats, flag, status);
+    TERSE_CUDA_TRY(cudaGetLastError());
+    for (const detail::powersgd_piece& piece : plan.pieces) {
+      if (piece.dense) {
+        continue;
+      }
+      const detail::powersgd_shape& s = piece.shape;
+      bucket& b = g.matrices[piece.matrix];
+      float* p = p_all + piece.p_at;
+      detail::powersgd_orthonormalise_kernel<threads>
+          <<<1, threads, 0, stream>>>(p, s.m, s.k, b.work.data(), status, flag);
+      TERSE_CUDA_TRY(cudaGetLastError());
+      // Q = Mᵀ · P̂
+      gemm(handle, CUBLAS_OP_N, CUBLAS_OP_T, s.p, s.k, s.m, values.data() + piece.offset, s.p, p, s.k, 0.0f,
+           g.q_all.data() + piece.q_at, s.p);
+    }
+    if (plan.q_floats != 0) {  // every rank has the same plan, so all skip alike
+      t.allreduce(device_span<float>(g.q_all.data(), plan.q_floats), reduce_op::average);
+    }
+    for (const detail::powersgd_piece& piece : plan.pieces) {
+      if (!piece.dense) {
+        const detail::powersgd_shape& s = piece.shape;
+        detail::powersgd_check_kernel<threads>
+            <<<1, threads, 0, stream>>>(p_all + piece.p_at, s.m, g.q_all.data() + piece.q_at, s.p, s.k, status);
+        TERSE_CUDA_TRY(cudaGetLastError());
+      }
+    }
+    std::uint32_t* seen = host_status();
+    TERSE_CUDA_TRY(cudaMemcpyAsync(seen, status, sizeof(std::uint32_t), cudaMemcpyDeviceToHost, stream));
+    if constexpr (requires { t.synchronize(); }) {
+      t.synchronize();  // honours the transport's deadline
+    } else {
+      TERSE_CUDA_TRY(cudaStreamSynchronize(stream));
+    }
+    TERSE_CHECK((*seen & detail::powersgd_status_flagged) == 0, errc::non_finite,
+                "powersgd reduce: a rank's values hold NaN or Inf");
+    TERSE_CHECK(*seen == 0, errc::non_finite,
+                "powersgd reduce: the averaged factors overflow float (values too large)");
+    for (const detail::powersgd_piece& piece : plan.pieces) {
+      const detail::powersgd_shape& s = piece.shape;
+      float* to = values.data() + piece.offset;
+      if (piece.dense) {  // the exact average
+        TERSE_CUDA_TRY(cudaMemcpyAsync(to, p_all + piece.p_at, sizeof(float) * s.n, cudaMemcpyDeviceToDevice, stream));
+        continue;
+      }
+      const float* qt = g.q_all.data() + piece.q_at;
+      // values (col-major p×m) = Q · P̂ᵀ
+      gemm(handle, CUBLAS_OP_N, CUBLAS_OP_N, s.p, s.m, s.k, qt, s.p, p_all + piece.p_at, s.k, 0.0f, to, s.p);
+      TERSE_CUDA_TRY(cudaMemcpyAsync(g.matrices[piece.matrix].q.data(), qt, sizeof(float) * s.k * s.p,
+                                     cudaMemcpyDeviceToDevice, stream));
+    }
+    guard.armed = false;
+  }
+
   static unsigned grid_for(std::uint64_t n)
   {
     const std::uint64_t blocks = (n + detail::powersgd_threads - 1) / detail::powersgd_threads;
@@ -287,6 +477,7 @@ class powersgd_state {
 
   std::uint32_t rank_;
   std::map<bucket_id, bucket> buckets_;
+  std::map<bucket_id, group> groups_;
   detail::cublas_handle cublas_;
   device_buffer<std::uint32_t> status_;
   pinned_buffer<std::uint32_t> status_host_;

@@ -13,6 +13,7 @@ codec_context allreduce_engine<C, F, T>::context(const policies& p, const step_u
   ctx.rank = p.transport.rank();
   ctx.world = p.transport.size();
   ctx.bucket = static_cast<std::uint32_t>(u.segment_id);
+  ctx.tensors = u.shapes;
   return ctx;
 }
 
@@ -75,6 +76,7 @@ void allreduce_engine<C, F, T>::launch_compressed(policies& p, const layout& sha
   const host_span<float> values = values_[u.bucket];
   const segment& seg = shape.segments()[u.segment];
   u.segment_id = seg.id;
+  u.shapes = shape.shapes_of(seg);
   u.input = values.subspan(seg.offset - b.offset, seg.count);
   bool flush = p.dense_this_step(seg.id);
   if constexpr (flushes<F>) {

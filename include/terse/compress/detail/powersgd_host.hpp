@@ -72,7 +72,10 @@ inline double max_q_row_norm(const float* qt, std::size_t k, std::size_t p) noex
 /// same numbers. Scaling Q's columns does not change the orthonormalised P
 /// (Gram–Schmidt ignores positive column scales) but keeps P = M·Q̂ at the
 /// size of M, not M².
-inline void normalise_columns(const float* qt, float* q_hat, std::size_t p, std::size_t k, const random_stream& shared)
+/// `seed_at` is where this Q's numbers start in the shared stream (tensors
+/// of one segment draw disjoint ranges).
+inline void normalise_columns(const float* qt, float* q_hat, std::size_t p, std::size_t k, const random_stream& shared,
+                              std::uint64_t seed_at = 0)
 {
   for (std::size_t c = 0; c < k; ++c) {
     const float* from = qt + c * p;
@@ -83,7 +86,7 @@ inline void normalise_columns(const float* qt, float* q_hat, std::size_t p, std:
     }
     if (sum == 0) {
       for (std::size_t j = 0; j < p; ++j) {
-        to[j] = powersgd_seed_value(shared, c * p + j);
+        to[j] = powersgd_seed_value(shared, seed_at + c * p + j);
         sum += static_cast<double>(to[j]) * to[j];
       }
       if (sum == 0) {  // p tiny and every draw exactly zero: any unit vector will do

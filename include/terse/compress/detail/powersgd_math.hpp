@@ -5,6 +5,7 @@
 /// starts from, the test that finds NaN and Inf, and the bounds that keep a
 /// decoded approximation finite.
 
+#include <terse/compress/powersgd_shape.hpp>
 #include <terse/core/config.hpp>
 #include <terse/core/numeric.hpp>
 #include <terse/core/philox.hpp>
@@ -14,24 +15,8 @@
 
 namespace terse::detail {
 
-/// A bucket of n values seen as an m×p row-major matrix M with
-/// p = ⌈√n⌉ and m = ⌈n/p⌉ (so m ≤ p and m·p − n < p): the first
-/// `full_rows` rows are the values as they lie in memory, and the last row,
-/// when `tail` > 0, holds the remaining `tail` values followed by zeros.
-/// `k` = min(rank, m) is the rank actually used (m ≤ p, so also ≤ p).
-struct powersgd_shape {
-  std::uint64_t n = 0;
-  std::uint64_t m = 0;
-  std::uint64_t p = 0;
-  std::uint64_t k = 0;
-  std::uint64_t full_rows = 0;  ///< n / p
-  std::uint64_t tail = 0;       ///< n − full_rows·p: values in the partial last row
-
-  /// Floats in the two factors P (m×k) and Q (p×k).
-  TERSE_HOST_DEVICE constexpr std::uint64_t factor_count() const noexcept { return k * (m + p); }
-  /// The wire's 64-bit shape word: m in the high half, p in the low half.
-  TERSE_HOST_DEVICE constexpr std::uint64_t shape_word() const noexcept { return m << 32 | (p & 0xffffffffu); }
-};
+/// The public shape type (compress::powersgd_shape), by its internal name.
+using powersgd_shape = compress::powersgd_shape;
 
 /// ⌈√n⌉ for any 64-bit n, exactly (no floating point).
 TERSE_HOST_DEVICE constexpr std::uint64_t ceil_sqrt(std::uint64_t n) noexcept
@@ -65,6 +50,21 @@ TERSE_HOST_DEVICE constexpr powersgd_shape powersgd_shape_of(std::uint64_t n, st
   s.k = rank < s.m ? rank : s.m;
   s.full_rows = n / s.p;
   s.tail = n - s.full_rows * s.p;
+  return s;
+}
+
+/// A declared rows×cols matrix: no padding, k = min(rank, rows, cols).
+TERSE_HOST_DEVICE constexpr powersgd_shape powersgd_matrix_shape(std::uint64_t rows, std::uint64_t cols,
+                                                                 std::uint64_t rank) noexcept
+{
+  powersgd_shape s;
+  s.n = rows * cols;
+  s.m = rows;
+  s.p = cols;
+  const std::uint64_t smaller = rows < cols ? rows : cols;
+  s.k = rank < smaller ? rank : smaller;
+  s.full_rows = rows;
+  s.tail = 0;
   return s;
 }
 

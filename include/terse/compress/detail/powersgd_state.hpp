@@ -7,13 +7,16 @@
 /// either:
 ///
 ///     section "powersgd"
-///       u32 rank, u64 bucket count
+///       u32 rank, u64 bucket count (bit 63 set: per-tensor groups follow
+///       the buckets, as in powersgd_tensors.hpp)
 ///       per bucket, in increasing id order:
 ///         section "powersgd.bucket"
 ///         u32 id, u64 n, u64 m, u64 p, u64 k, f32[k·p] Qᵀ (Q column by column)
 
+#include <terse/compress/detail/powersgd_bucket.hpp>
 #include <terse/compress/detail/powersgd_host.hpp>
 #include <terse/compress/detail/powersgd_math.hpp>
+#include <terse/compress/detail/powersgd_tensors.hpp>
 #include <terse/core/error.hpp>
 #include <terse/core/philox.hpp>
 #include <terse/core/policy_types.hpp>
@@ -27,25 +30,6 @@
 #include <vector>
 
 namespace terse::detail {
-
-struct powersgd_bucket {
-  powersgd_shape shape;
-  std::vector<float> q;       ///< committed warm start Qᵀ, k×p
-  std::vector<float> q_hat;   ///< this step's Qᵀ with unit rows (Q's columns)
-  std::vector<float> q_next;  ///< (Mᵀ·P̂)ᵀ before it is committed
-  std::vector<float> p;       ///< P (m×k), then P̂, plus one flag slot for reduce
-  std::vector<double> work;   ///< Gram–Schmidt scratch, m×k
-
-  void allocate(const powersgd_shape& s)
-  {
-    shape = s;
-    q.assign(s.p * s.k, 0.0f);
-    q_hat.assign(s.p * s.k, 0.0f);
-    q_next.assign(s.p * s.k, 0.0f);
-    p.assign(s.m * s.k + 1, 0.0f);
-    work.assign(s.m * s.k, 0.0);
-  }
-};
 
 /// Identifies a bucket's saved shape; load compares it with what n and the
 /// codec's rank imply.
@@ -100,9 +84,11 @@ inline std::uint64_t read_powersgd_header(state_reader& in, std::uint32_t rank)
 /// The host codec's state: buckets by id, and scratch that is not per
 /// bucket (decode's factors, encode's scaled copy of huge inputs).
 struct powersgd_host_state {
-  std::map<bucket_id, powersgd_bucket> buckets;
-  std::vector<float> factors;  ///< decode_add: P and Q copied off the wire
-  std::vector<float> scaled;   ///< encode: inputs beyond powersgd_unscaled_limit, scaled by 2^-e
+  std::map<bucket_id, powersgd_bucket> buckets;     ///< flat segments (no declared shapes)
+  std::map<bucket_id, powersgd_group> groups;       ///< segments planned per tensor
+  std::map<bucket_id, powersgd_plan> decode_plans;  ///< segments this codec only decodes (not saved)
+  std::vector<float> factors;                       ///< decode_add: P and Q copied off the wire
+  std::vector<float> scaled;                        ///< encode: inputs beyond powersgd_unscaled_limit, scaled by 2^-e
 
   /// The bucket `id`, created (Q drawn from `shared`) on first use. A bucket
   /// keeps its shape: another n or rank for the same id is a caller error.
@@ -127,17 +113,23 @@ struct powersgd_host_state {
 
   void save(state_writer& out, std::uint32_t rank) const
   {
-    write_powersgd_header(out, rank, buckets.size());
+    write_powersgd_header(out, rank, buckets.size() | (groups.empty() ? 0 : powersgd_groups_follow));
     for (const auto& [id, b] : buckets) {
       write_powersgd_bucket(out, id, b.shape);
       out.array(host_span<const float>(b.q));
+    }
+    if (!groups.empty()) {
+      write_powersgd_groups(out, groups, [](const powersgd_group& g, const powersgd_piece& piece) {
+        return host_span<const float>(g.matrices[piece.matrix].q);
+      });
     }
   }
 
   /// Replaces the state with the saved one, or throws errc::io and keeps it.
   void load(state_reader& in, std::uint32_t rank)
   {
-    const std::uint64_t count = read_powersgd_header(in, rank);
+    const std::uint64_t header = read_powersgd_header(in, rank);
+    const std::uint64_t count = header & ~powersgd_groups_follow;
     std::map<bucket_id, powersgd_bucket> loaded;
     for (std::uint64_t b = 0; b < count; ++b) {
       bucket_id id = 0;
@@ -151,7 +143,24 @@ struct powersgd_host_state {
                   "terse state: powersgd bucket " + std::to_string(id) + " holds a non-finite Q");
       loaded.emplace(id, std::move(fresh));
     }
+    std::map<bucket_id, powersgd_group> loaded_groups;
+    if ((header & powersgd_groups_follow) != 0) {
+      read_powersgd_groups(
+          in, rank,
+          [&](bucket_id id, powersgd_plan plan) -> powersgd_group& {
+            powersgd_group& g = loaded_groups[id];
+            g.allocate(std::move(plan));
+            return g;
+          },
+          [&](powersgd_group& g, const powersgd_piece& piece) {
+            std::vector<float>& q = g.matrices[piece.matrix].q;
+            in.array(host_span<float>(q));
+            TERSE_CHECK(max_magnitude_bits(q.data(), q.size()) < first_non_finite_bits, errc::io,
+                        "terse state: a powersgd tensor holds a non-finite Q");
+          });
+    }
     buckets = std::move(loaded);
+    groups = std::move(loaded_groups);
   }
 };
 

@@ -70,11 +70,12 @@ __device__ inline bool powersgd_is_non_finite(float value)
 
 /// qt[i] = the shared-stream start value i (Q stored transposed, k×p).
 template <int Threads>
-__global__ void __launch_bounds__(Threads) powersgd_seed_kernel(float* qt, std::uint64_t count, random_stream shared)
+__global__ void __launch_bounds__(Threads)
+    powersgd_seed_kernel(float* qt, std::uint64_t count, random_stream shared, std::uint64_t seed_at = 0)
 {
   for (std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<std::uint64_t>(gridDim.x) * blockDim.x) {
-    qt[i] = powersgd_seed_value(shared, i);
+    qt[i] = powersgd_seed_value(shared, seed_at + i);
   }
 }
 
@@ -82,8 +83,8 @@ __global__ void __launch_bounds__(Threads) powersgd_seed_kernel(float* qt, std::
 /// is that row scaled to unit length, re-drawn from the shared stream first
 /// when it is zero (as normalise_columns on the host).
 template <int Threads>
-__global__ void __launch_bounds__(Threads)
-    powersgd_normalise_kernel(const float* qt, float* q_hat, std::uint64_t p, random_stream shared)
+__global__ void __launch_bounds__(Threads) powersgd_normalise_kernel(const float* qt, float* q_hat, std::uint64_t p,
+                                                                     random_stream shared, std::uint64_t seed_at = 0)
 {
   __shared__ powersgd_block_scratch<Threads> scratch;
   const std::uint64_t c = blockIdx.x;
@@ -97,7 +98,7 @@ __global__ void __launch_bounds__(Threads)
   if (sum == 0) {
     double drawn = 0;
     for (std::uint64_t j = threadIdx.x; j < p; j += Threads) {
-      to[j] = powersgd_seed_value(shared, c * p + j);
+      to[j] = powersgd_seed_value(shared, seed_at + c * p + j);
       drawn += static_cast<double>(to[j]) * to[j];
     }
     sum = powersgd_block_sum(drawn, scratch);
@@ -145,10 +146,11 @@ __global__ void __launch_bounds__(Threads) powersgd_scan_kernel(const float* val
 /// only the reductions synchronise.
 template <int Threads>
 __global__ void __launch_bounds__(Threads)
-    powersgd_orthonormalise_kernel(float* p, std::uint64_t m, std::uint64_t k, double* work, std::uint32_t* status)
+    powersgd_orthonormalise_kernel(float* p, std::uint64_t m, std::uint64_t k, double* work, std::uint32_t* status,
+                                   const float* flag)
 {
   __shared__ powersgd_block_scratch<Threads> scratch;
-  const bool flagged = p[m * k] != 0.0f;
+  const bool flagged = *flag != 0.0f;
   bool bad = false;
   for (std::uint64_t i = threadIdx.x; i < m; i += Threads) {
     for (std::uint64_t c = 0; c < k; ++c) {
@@ -237,6 +239,29 @@ __global__ void __launch_bounds__(Threads)
   bad = __syncthreads_or(bad) != 0;
   if (threadIdx.x == 0 && (bad || sqrt(p_max) * sqrt(q_max) > powersgd_max_product)) {
     atomicOr(status, powersgd_status_overflow);
+  }
+}
+
+/// Per tensor: raises the status for the flag (some rank's values hold
+/// NaN/Inf) and for a non-finite averaged value among the `n` of `values`
+/// (a dense tensor whose average overflowed). Runs even when no matrix's
+/// orthonormalisation reads the flag.
+template <int Threads>
+__global__ void __launch_bounds__(Threads)
+    powersgd_status_kernel(const float* values, std::uint64_t n, const float* flag, std::uint32_t* status)
+{
+  bool bad = false;
+  for (std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::uint64_t>(gridDim.x) * blockDim.x) {
+    bad |= powersgd_is_non_finite(values[i]);
+  }
+  bad = __syncthreads_or(bad) != 0;
+  if (threadIdx.x == 0) {
+    if (blockIdx.x == 0 && *flag != 0.0f) {
+      atomicOr(status, powersgd_status_flagged);
+    } else if (bad) {
+      atomicOr(status, powersgd_status_overflow);
+    }
   }
 }
 

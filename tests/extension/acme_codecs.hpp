@@ -10,6 +10,13 @@
 #include <terse/core/span.hpp>
 #include <terse/core/state_io.hpp>
 
+#if defined(__CUDACC__)
+#include <terse/core/cuda_error.hpp>
+#include <terse/core/cuda_memory.hpp>
+
+#include <cuda_runtime_api.h>
+#endif
+
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -159,6 +166,8 @@ class damped_residual {
 
   explicit damped_residual(float keep = 0.5f) : keep_(keep) {}
 
+  float keep() const noexcept { return keep_; }
+
   terse::host_span<const float> compensate(terse::bucket_id id, terse::host_span<const float> gradient)
   {
     std::vector<float>& e = error_of(id, gradient.size());
@@ -223,5 +232,137 @@ class damped_residual {
   std::map<terse::bucket_id, std::vector<float>> errors_;
   std::map<terse::bucket_id, std::vector<float>> scratch_;
 };
+
+#if defined(__CUDACC__)
+// The device half of damped_residual, for a translation unit compiled by
+// nvcc: a twin class holding the residuals in device memory, named to terse
+// by the customization point device_feedback_for (found by ADL in acme's
+// namespace). It computes what the host rule computes, bit for bit, and
+// saves in the host rule's format, so a checkpoint moves between the two.
+
+// Templates so that every translation unit including this header may
+// define them.
+template <class = void>
+__global__ void damped_compensate_kernel(const float* g, const float* e, float* out, std::uint64_t n)
+{
+  const std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (i < n) {
+    out[i] = g[i] + e[i];
+  }
+}
+
+template <class = void>
+__global__ void damped_commit_kernel(const float* compensated, const float* decoded, float* e, float keep,
+                                     std::uint64_t n)
+{
+  const std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (i < n) {
+    e[i] = keep * (compensated[i] - decoded[i]);
+  }
+}
+
+class damped_residual_device {
+ public:
+  static constexpr bool stateful = true;
+
+  terse::device_span<const float> compensate(damped_residual& host, terse::bucket_id id,
+                                             terse::device_span<const float> gradient, cudaStream_t stream)
+  {
+    keep_ = host.keep();
+    const float* e = error_of(id, gradient.size(), stream);
+    float* c = scratch_of(id, gradient.size());
+    launch(damped_compensate_kernel<>, gradient.size(), stream, gradient.data(), e, c,
+           static_cast<std::uint64_t>(gradient.size()));
+    return terse::device_span<const float>(c, gradient.size());
+  }
+
+  void commit(terse::bucket_id id, terse::device_span<const float> compensated, terse::device_span<const float> decoded,
+              cudaStream_t stream)
+  {
+    float* e = error_of(id, compensated.size(), stream);
+    launch(damped_commit_kernel<>, compensated.size(), stream, compensated.data(), decoded.data(), e, keep_,
+           static_cast<std::uint64_t>(compensated.size()));
+  }
+
+  // damped_residual's format: a count, then (id, residual) per segment.
+  void save(terse::state_writer& out) const
+  {
+    TERSE_CUDA_TRY(cudaDeviceSynchronize());
+    out.section("acme::damped_residual");
+    out.value(static_cast<std::uint64_t>(errors_.size()));
+    std::vector<float> host;
+    for (const auto& [id, e] : errors_) {
+      host.resize(e.size);
+      if (e.size != 0) {
+        TERSE_CUDA_TRY(cudaMemcpy(host.data(), e.values.data(), e.size * sizeof(float), cudaMemcpyDeviceToHost));
+      }
+      out.value(id);
+      out.array(terse::host_span<const float>(host.data(), host.size()));
+    }
+  }
+  void load(terse::state_reader& in)
+  {
+    in.section("acme::damped_residual");
+    const auto buckets = in.value<std::uint64_t>();
+    std::map<terse::bucket_id, segment> loaded;
+    std::vector<float> host;
+    for (std::uint64_t b = 0; b < buckets; ++b) {
+      const auto id = in.value<terse::bucket_id>();
+      host.assign(in.peek_array_length(), 0.0f);
+      in.array(terse::host_span<float>(host.data(), host.size()));
+      segment& e = loaded[id];
+      e.size = host.size();
+      e.values.reserve(host.empty() ? 1 : host.size());
+      if (!host.empty()) {
+        TERSE_CUDA_TRY(cudaMemcpy(e.values.data(), host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice));
+      }
+    }
+    errors_.swap(loaded);
+  }
+
+ private:
+  struct segment {
+    terse::device_buffer<float> values;
+    std::size_t size = 0;
+  };
+
+  template <class Kernel, class... Args>
+  static void launch(Kernel kernel, std::size_t n, cudaStream_t stream, Args... args)
+  {
+    if (n != 0) {
+      kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(args...);
+      TERSE_CUDA_TRY(cudaGetLastError());
+    }
+  }
+
+  float* error_of(terse::bucket_id id, std::size_t n, cudaStream_t stream)
+  {
+    segment& e = errors_[id];
+    if (e.size != n) {  // a new segment starts from zero, as on the host
+      e.values.reserve(n == 0 ? 1 : n);
+      e.size = n;
+      if (n != 0) {
+        TERSE_CUDA_TRY(cudaMemsetAsync(e.values.data(), 0, n * sizeof(float), stream));
+      }
+    }
+    return e.values.data();
+  }
+  float* scratch_of(terse::bucket_id id, std::size_t n)
+  {
+    segment& c = scratch_[id];
+    c.values.reserve(n == 0 ? 1 : n);
+    c.size = n;
+    return c.values.data();
+  }
+
+  float keep_ = 0.5f;
+  std::map<terse::bucket_id, segment> errors_;
+  std::map<terse::bucket_id, segment> scratch_;
+};
+
+/// terse's device feedback customization point: names damped_residual's
+/// device twin (declared only; terse reads its type).
+damped_residual_device device_feedback_for(const damped_residual&);
+#endif
 
 }  // namespace acme

@@ -7,4 +7,5 @@ terse_add_test(schedules_tests SOURCES
   slowmo_test.cpp
   bmuf_test.cpp
   convergence_test.cpp
-  allocation_test.cpp)
+  allocation_test.cpp
+  blocked_sum_test.cpp)

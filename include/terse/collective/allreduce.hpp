@@ -178,8 +178,13 @@ class allreduce {
     const step_context ctx{gradient_calls_};
     sync_action action = sync_action::skip;
     if constexpr (concepts::schedule_observes_gradients<Schedule, allreduce>) {
-      static_assert(S == memory_space::host, "this schedule reads the gradients: pass host buffers");
-      action = transactionally([&] { return schedule_.on_gradients(ctx, gradients, *this); });
+      if constexpr (S == memory_space::host) {
+        action = transactionally([&] { return schedule_.on_gradients(ctx, gradients, *this); });
+      } else {
+        // The device half (<terse/cuda/schedules.cuh>) orders its state
+        // changes after the exchange itself.
+        action = schedule_.on_gradients(ctx, gradients, *this, stream);
+      }
     } else {
       action = schedule_.on_gradients(ctx);
       if (action == sync_action::average) {
@@ -193,14 +198,21 @@ class allreduce {
   /// After the optimizer step: averages `parameters` in place when the
   /// schedule asks for it (local SGD and friends), or lets a schedule that
   /// drives the exchange (FDA, SlowMo) do it. Returns what was done.
+  /// Device buffers with such a schedule need <terse/cuda/schedules.cuh>.
   template <memory_space S>
   sync_action on_parameters(span<float, S> parameters, stream_ref stream = {})
   {
     const step_context ctx{parameter_calls_};
     sync_action action = sync_action::skip;
     if constexpr (concepts::schedule_drives_parameters<Schedule, allreduce>) {
-      static_assert(S == memory_space::host, "this schedule reads the parameters: pass host buffers");
-      action = transactionally([&] { return schedule_.on_parameters(ctx, parameters, *this); });
+      if constexpr (S == memory_space::host) {
+        action = transactionally([&] { return schedule_.on_parameters(ctx, parameters, *this); });
+      } else {
+        // Runs as kernels on `stream` (<terse/cuda/schedules.cuh>); no
+        // host snapshot of the schedule, whose device vectors change only
+        // once the exchange succeeded.
+        action = schedule_.on_parameters(ctx, parameters, *this, stream);
+      }
     } else {
       action = schedule_.on_parameters(ctx);
       if (action == sync_action::average) {
@@ -245,6 +257,19 @@ class allreduce {
   /// A small uncompressed allreduce for a schedule's monitoring state
   /// (metered and modelled like any verb of the transport).
   void monitor(host_span<double> values, reduce_op op) { transport_->allreduce(values, op); }
+  /// The same on device memory, ordered on `stream` (a schedule on device
+  /// buffers over a device transport; needs <terse/cuda/allreduce.cuh>).
+  template <memory_space S>
+  requires(S == memory_space::device &&
+           concepts::transport_accepts_memory<Transport, memory_space::device>) void monitor(span<double, S> values,
+                                                                                             reduce_op op,
+                                                                                             stream_ref stream)
+  {
+    static_assert(detail::has_device_path<allreduce>,
+                  "terse::allreduce: monitoring device buffers needs <terse/cuda/allreduce.cuh> in a translation "
+                  "unit compiled by nvcc");
+    detail::device_path<allreduce>::monitor(*this, values, op, stream);
+  }
 
   int rank() const { return transport_->rank(); }
   int size() const { return transport_->size(); }

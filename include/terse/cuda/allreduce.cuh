@@ -70,6 +70,10 @@ concept stream_ordered_transport = requires(T& t)
 template <class C, class F, class T, class S>
 struct device_path<allreduce<C, F, T, S>> {
   using allreduce_type = allreduce<C, F, T, S>;
+  static_assert(has_device_feedback<F>,
+                "terse::allreduce on device buffers: the feedback rule has no device twin; declare "
+                "`Twin device_feedback_for(const Feedback&);` in its namespace (the terse::cuda feedback "
+                "customization point, docs/extending.md)");
   // Fused only where the codec has a device encode_residual and the
   // feedback stages a residual.
   static constexpr bool fusable =
@@ -211,6 +215,15 @@ struct device_path<allreduce<C, F, T, S>> {
     }
   }
 
+  /// A schedule's monitoring state in device memory: the transport's
+  /// allreduce on the trainer's stream.
+  static void monitor(allreduce_type& a, device_span<double> values, reduce_op op, stream_ref stream_handle)
+  {
+    const stream_binding binding(a, stream_handle);
+    before_verb(binding.stream);
+    a.transport_->allreduce(values, op);
+  }
+
   static void average(allreduce_type& a, device_span<float> values, stream_ref stream_handle)
   {
     const stream_binding binding(a, stream_handle);
@@ -299,7 +312,8 @@ struct device_path<allreduce<C, F, T, S>> {
                                  cudaStream_t stream)
   {
     const device_span<float> own = values.subspan(seg.offset, seg.count);
-    const codec_context ctx = context_of(a, seg.id);
+    codec_context ctx = context_of(a, seg.id);
+    ctx.tensors = a.shape_.shapes_of(seg);
     device_span<const float> comp = own;
     if constexpr (!fusable) {
       comp = st.feedback.compensate(a.feedback_, seg.id, device_span<const float>(own), stream);

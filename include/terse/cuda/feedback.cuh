@@ -13,6 +13,7 @@
 #include <terse/core/policy_types.hpp>
 #include <terse/core/span.hpp>
 #include <terse/core/state_io.hpp>
+#include <terse/cuda/detail/user_feedback.cuh>
 #include <terse/feedback/dgc_momentum.hpp>
 #include <terse/feedback/none.hpp>
 #include <terse/feedback/periodic_flush.hpp>

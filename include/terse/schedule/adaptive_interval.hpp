@@ -25,6 +25,8 @@
 #include <terse/core/policy_types.hpp>
 #include <terse/core/span.hpp>
 #include <terse/core/state_io.hpp>
+#include <terse/core/stream.hpp>
+#include <terse/schedule/detail/device_hooks.hpp>
 #include <terse/schedule/detail/reference_model.hpp>
 
 #include <cmath>
@@ -81,6 +83,26 @@ class adaptive_interval {
   /// passed since the last sync, then sets the next H.
   template <class Averager>
   sync_action on_parameters(const step_context& ctx, host_span<float> parameters, Averager& averager);
+  /// The same on device buffers, its arithmetic as kernels on `stream`
+  /// (needs <terse/cuda/schedules.cuh>; bit-identical to the host path).
+  template <class Averager>
+  sync_action on_parameters(const step_context& ctx, device_span<float> parameters, Averager& averager,
+                            stream_ref stream = {})
+  {
+    return detail::device_schedule<typename detail::deferred<adaptive_interval, Averager>::type>::on_parameters(
+        *this, ctx, parameters, averager, stream);
+  }
+  /// start() and rebase() of device buffers, on `stream`.
+  template <class Self = adaptive_interval>
+  void start(device_span<const float> parameters, stream_ref stream = {})
+  {
+    detail::device_schedule<Self>::start(*this, parameters, stream);
+  }
+  template <class Self = adaptive_interval>
+  void rebase(device_span<const float> parameters, stream_ref stream = {})
+  {
+    detail::device_schedule<Self>::rebase(*this, parameters, stream);
+  }
 
   /// The current period H.
   std::uint64_t period() const noexcept { return period_; }
@@ -97,6 +119,7 @@ class adaptive_interval {
   }
 
  private:
+  friend struct detail::device_schedule<adaptive_interval>;
   void adapt_period(double loss);
 
   adaptive_config config_;
@@ -109,6 +132,7 @@ class adaptive_interval {
   double last_loss_ = 0.0;     // F at the last sync
   bool has_loss_ = false;      // F₀ and last_loss_ are set
   std::uint64_t syncs_ = 0;
+  detail::device_twin device_;  // x_last on the device
 };
 
 }  // namespace terse::schedule

@@ -23,7 +23,10 @@
 #include <terse/core/policy_types.hpp>
 #include <terse/core/span.hpp>
 #include <terse/core/state_io.hpp>
+#include <terse/core/stream.hpp>
+#include <terse/schedule/detail/device_hooks.hpp>
 #include <terse/schedule/detail/outer_loop.hpp>
+#include <terse/schedule/detail/outer_math.hpp>
 #include <terse/schedule/periodic.hpp>
 
 #include <cmath>
@@ -81,6 +84,12 @@ class bmuf {
     update_.assign(parameters.size(), 0.0f);
   }
 
+  /// x₀ on device buffers, on `stream`.
+  void start(device_span<const float> parameters, stream_ref stream = {})
+  {
+    detail::device_schedule<bmuf>::start(*this, parameters, stream);
+  }
+
   /// Forwarded to the base (adaptive_interval).
   void observe_loss(double local_loss) requires detail::observes_loss<Base> { loop_.base().observe_loss(local_loss); }
 
@@ -94,6 +103,13 @@ class bmuf {
       on_gradients(const step_context& ctx, host_span<float> gradients, Averager& averager)
   {
     return loop_.base().on_gradients(ctx, gradients, averager);
+  }
+  template <class Averager>
+  requires(!concepts::schedule_decides_gradients<Base> &&
+           concepts::schedule_observes_gradients<Base, Averager>) sync_action
+      on_gradients(const step_context& ctx, device_span<float> gradients, Averager& averager, stream_ref stream = {})
+  {
+    return loop_.base().on_gradients(ctx, gradients, averager, stream);
   }
 
   /// After the optimizer step: the base's hook; when it averaged, the block
@@ -119,6 +135,15 @@ class bmuf {
     return sync_action::average;
   }
 
+  /// The same on device buffers, its arithmetic as kernels on `stream`
+  /// (needs <terse/cuda/schedules.cuh>; bit-identical to the host path).
+  template <class Averager>
+  sync_action on_parameters(const step_context& ctx, device_span<float> parameters, Averager& averager,
+                            stream_ref stream = {})
+  {
+    return detail::device_schedule<bmuf>::on_parameters(*this, ctx, parameters, averager, stream);
+  }
+
   /// The global model x₀.
   host_span<const float> global_model() const noexcept { return host_span<const float>(global_); }
   /// The filtered block update Δ.
@@ -129,6 +154,8 @@ class bmuf {
 
   void save(state_writer& out) const
   {
+    TERSE_CHECK(device_.empty(), errc::unsupported,
+                "bmuf: save() covers host buffers, and this schedule ran on device buffers");
     out.section("schedule::bmuf");
     out.array(host_span<const float>(global_));
     out.array(host_span<const float>(update_));
@@ -157,6 +184,8 @@ class bmuf {
   }
 
  private:
+  friend struct detail::device_schedule<bmuf>;
+
   // x₀ + Δ_new written as x̄ + ((x₀ − x_s) + (ηΔ + (ζ − 1)G)): the same
   // value, and exactly x̄ when η = 0 and ζ = 1.
   void outer_step(host_span<float> parameters)
@@ -168,17 +197,7 @@ class bmuf {
     const double eta = config_.block_momentum;
     const double zeta = config_.block_lr;
     for (std::size_t i = 0; i < parameters.size(); ++i) {
-      const double average = parameters[i];
-      const double g = average - static_cast<double>(start[i]);
-      const double momentum = eta * static_cast<double>(update_[i]);
-      const double update = momentum + zeta * g;
-      const double global =
-          average + ((static_cast<double>(global_[i]) - static_cast<double>(start[i])) + (momentum + (zeta - 1.0) * g));
-      update_[i] = static_cast<float>(update);
-      global_[i] = static_cast<float>(global);
-      parameters[i] = config_.nesterov
-                          ? static_cast<float>(static_cast<double>(global_[i]) + eta * static_cast<double>(update_[i]))
-                          : global_[i];
+      detail::bmuf_element(parameters[i], global_[i], update_[i], start[i], eta, zeta, config_.nesterov);
     }
   }
 
@@ -187,6 +206,7 @@ class bmuf {
   std::vector<float> global_;
   std::vector<float> update_;
   std::uint64_t outer_steps_ = 0;
+  detail::device_twin device_;  // the outer loop's vectors on the device
 };
 
 }  // namespace terse::schedule

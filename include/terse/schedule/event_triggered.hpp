@@ -34,6 +34,8 @@
 #include <terse/core/policy_types.hpp>
 #include <terse/core/span.hpp>
 #include <terse/core/state_io.hpp>
+#include <terse/core/stream.hpp>
+#include <terse/schedule/detail/device_hooks.hpp>
 #include <terse/schedule/detail/reference_model.hpp>
 
 #include <cmath>
@@ -88,6 +90,33 @@ class event_triggered {
   /// parameters when it crosses the threshold (or max_period is reached).
   template <class Averager>
   sync_action on_parameters(const step_context& ctx, host_span<float> parameters, Averager& averager);
+  /// The same on device buffers, its arithmetic as kernels on `stream`
+  /// (needs <terse/cuda/schedules.cuh>; bit-identical to the host path).
+  template <class Averager>
+  sync_action on_parameters(const step_context& ctx, device_span<float> parameters, Averager& averager,
+                            stream_ref stream = {})
+  {
+    return detail::device_schedule<typename detail::deferred<event_triggered, Averager>::type>::on_parameters(
+        *this, ctx, parameters, averager, stream);
+  }
+  template <class Averager>
+  sync_action on_gradients(const step_context& ctx, device_span<float> gradients, Averager& averager,
+                           stream_ref stream = {})
+  {
+    return detail::device_schedule<typename detail::deferred<event_triggered, Averager>::type>::on_gradients(
+        *this, ctx, gradients, averager, stream);
+  }
+  /// start() and rebase() of device buffers, on `stream`.
+  template <class Self = event_triggered>
+  void start(device_span<const float> parameters, stream_ref stream = {})
+  {
+    detail::device_schedule<Self>::start(*this, parameters, stream);
+  }
+  template <class Self = event_triggered>
+  void rebase(device_span<const float> parameters, stream_ref stream = {})
+  {
+    detail::device_schedule<Self>::rebase(*this, parameters, stream);
+  }
 
   /// The threshold τ the next check compares with (before calibration: 0).
   double threshold_now() const noexcept { return calibrated_ ? config_.threshold * rate_ : 0.0; }
@@ -104,6 +133,7 @@ class event_triggered {
   }
 
  private:
+  friend struct detail::device_schedule<event_triggered>;
   std::uint64_t first_period() const noexcept;
 
   event_config config_;
@@ -114,6 +144,7 @@ class event_triggered {
   bool calibrated_ = false;
   double last_signal_ = 0.0;
   std::uint64_t syncs_ = 0;
+  detail::device_twin device_;  // x_last and Σ ‖g‖ on the device
 };
 
 }  // namespace terse::schedule

@@ -28,6 +28,8 @@
 #include <terse/core/policy_types.hpp>
 #include <terse/core/span.hpp>
 #include <terse/core/state_io.hpp>
+#include <terse/core/stream.hpp>
+#include <terse/schedule/detail/device_hooks.hpp>
 #include <terse/schedule/detail/fda_estimators.hpp>
 #include <terse/schedule/detail/reference_model.hpp>
 
@@ -100,6 +102,26 @@ class fda {
   /// rests on the monitored average alone).
   template <class Averager>
   sync_action on_parameters(const step_context& ctx, host_span<float> parameters, Averager& averager);
+  /// The same on device buffers, its arithmetic as kernels on `stream`
+  /// (needs <terse/cuda/schedules.cuh>; bit-identical to the host path).
+  template <class Averager>
+  sync_action on_parameters(const step_context& ctx, device_span<float> parameters, Averager& averager,
+                            stream_ref stream = {})
+  {
+    return detail::device_schedule<typename detail::deferred<fda, Averager>::type>::on_parameters(
+        *this, ctx, parameters, averager, stream);
+  }
+  /// start() and rebase() of device buffers, on `stream`.
+  template <class Self = fda>
+  void start(device_span<const float> parameters, stream_ref stream = {})
+  {
+    detail::device_schedule<Self>::start(*this, parameters, stream);
+  }
+  template <class Self = fda>
+  void rebase(device_span<const float> parameters, stream_ref stream = {})
+  {
+    detail::device_schedule<Self>::rebase(*this, parameters, stream);
+  }
 
   /// The variance estimate of the last step (the same on every rank).
   double last_estimate() const noexcept { return last_estimate_; }
@@ -116,14 +138,17 @@ class fda {
   friend std::ostream& operator<<(std::ostream& os, const fda& f) { return os << "fda" << f.config_; }
 
  private:
+  friend struct detail::device_schedule<fda>;
   void prepare(std::size_t n);
 
   fda_config config_;
   detail::reference_model reference_;
   std::vector<float> xi_;
-  std::vector<double> state_;    // the monitored state, sized once
-  std::vector<double> scratch_;  // sketch rows
+  std::vector<double> state_;      // the monitored state, sized once
+  std::vector<double> scratch_;    // sketch rows
+  std::vector<double> chunk_row_;  // one sketch row's chunk sums (sketch_columns zeros between steps)
   double last_estimate_ = 0.0;
+  detail::device_twin device_;  // x_last, ξ and scratch on the device
   std::uint64_t syncs_ = 0;
 };
 

@@ -28,7 +28,10 @@
 #include <terse/core/policy_types.hpp>
 #include <terse/core/span.hpp>
 #include <terse/core/state_io.hpp>
+#include <terse/core/stream.hpp>
+#include <terse/schedule/detail/device_hooks.hpp>
 #include <terse/schedule/detail/outer_loop.hpp>
+#include <terse/schedule/detail/outer_math.hpp>
 #include <terse/schedule/periodic.hpp>
 
 #include <cmath>
@@ -94,6 +97,12 @@ class slowmo {
     momentum_.assign(parameters.size(), 0.0f);
   }
 
+  /// x₀ on device buffers, on `stream`.
+  void start(device_span<const float> parameters, stream_ref stream = {})
+  {
+    detail::device_schedule<slowmo>::start(*this, parameters, stream);
+  }
+
   /// Forwarded to the base (adaptive_interval).
   void observe_loss(double local_loss) requires detail::observes_loss<Base> { loop_.base().observe_loss(local_loss); }
 
@@ -107,6 +116,13 @@ class slowmo {
       on_gradients(const step_context& ctx, host_span<float> gradients, Averager& averager)
   {
     return loop_.base().on_gradients(ctx, gradients, averager);
+  }
+  template <class Averager>
+  requires(!concepts::schedule_decides_gradients<Base> &&
+           concepts::schedule_observes_gradients<Base, Averager>) sync_action
+      on_gradients(const step_context& ctx, device_span<float> gradients, Averager& averager, stream_ref stream = {})
+  {
+    return loop_.base().on_gradients(ctx, gradients, averager, stream);
   }
 
   /// After the optimizer step: the base's hook; when it averaged, the slow
@@ -130,6 +146,15 @@ class slowmo {
     return sync_action::average;
   }
 
+  /// The same on device buffers, its arithmetic as kernels on `stream`
+  /// (needs <terse/cuda/schedules.cuh>; bit-identical to the host path).
+  template <class Averager>
+  sync_action on_parameters(const step_context& ctx, device_span<float> parameters, Averager& averager,
+                            stream_ref stream = {})
+  {
+    return detail::device_schedule<slowmo>::on_parameters(*this, ctx, parameters, averager, stream);
+  }
+
   /// The slow momentum u.
   host_span<const float> momentum() const noexcept { return host_span<const float>(momentum_); }
   /// The outer iterate x₀ (where every rank began the current block).
@@ -138,6 +163,8 @@ class slowmo {
 
   void save(state_writer& out) const
   {
+    TERSE_CHECK(device_.empty(), errc::unsupported,
+                "slowmo: save() covers host buffers, and this schedule ran on device buffers");
     out.section("schedule::slowmo");
     out.value(config_.lr);
     out.array(host_span<const float>(momentum_));
@@ -165,6 +192,8 @@ class slowmo {
   }
 
  private:
+  friend struct detail::device_schedule<slowmo>;
+
   // x₀ − αγu_new written as x̄ + ((1 − α)(x₀ − x̄) − αγβu): the same value,
   // and exactly x̄ when α = 1 and β = 0.
   void outer_step(host_span<float> parameters)
@@ -177,11 +206,7 @@ class slowmo {
     const double beta = config_.beta;
     const double gamma = config_.lr;
     for (std::size_t i = 0; i < parameters.size(); ++i) {
-      const double average = parameters[i];
-      const double d = static_cast<double>(x0[i]) - average;
-      const double u = momentum_[i];
-      momentum_[i] = static_cast<float>(beta * u + d / gamma);
-      parameters[i] = static_cast<float>(average + ((1.0 - alpha) * d - alpha * gamma * beta * u));
+      detail::slowmo_element(parameters[i], momentum_[i], x0[i], alpha, beta, gamma);
     }
   }
 
@@ -189,6 +214,7 @@ class slowmo {
   slowmo_config config_;
   std::vector<float> momentum_;
   std::uint64_t outer_steps_ = 0;
+  detail::device_twin device_;  // the outer loop's vectors on the device
 };
 
 }  // namespace terse::schedule

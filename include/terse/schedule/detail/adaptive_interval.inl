@@ -71,6 +71,8 @@ inline void adaptive_interval::adapt_period(double loss)
 
 inline void adaptive_interval::save(state_writer& out) const
 {
+  TERSE_CHECK(device_.empty(), errc::unsupported,
+              "adaptive_interval: save() covers host buffers, and this schedule ran on device buffers");
   out.section("schedule::adaptive_interval");
   reference_.save(out);
   out.value(period_);

@@ -16,6 +16,7 @@
 /// With ε = √(8/columns) each row fails with p ≤ 1/4; 5 × 250 gives
 /// ε ≈ 0.179 and δ ≈ 0.104 (a loose bound: the tests see far fewer misses).
 
+#include <terse/core/config.hpp>
 #include <terse/core/philox.hpp>
 #include <terse/core/span.hpp>
 
@@ -47,6 +48,54 @@ void ams_sketch_add(std::uint64_t seed, std::uint32_t rows, std::uint32_t column
         const auto column = static_cast<std::size_t>((static_cast<std::uint64_t>(word & 0x7FFFFFFFu) * columns) >> 31);
         const double v = static_cast<double>(values[i]);
         row[column] += (word & 0x80000000u) != 0 ? -v : v;
+      }
+    }
+  }
+}
+
+/// Elements per chunk of the chunked sketch order.
+inline constexpr std::size_t sketch_chunk = 4096;
+
+/// Element i's column (low 31 bits, multiply-shift) and sign (top bit) in
+/// one row, from that row's Philox stream: the same on host and device.
+struct sketch_slot {
+  std::size_t column;
+  bool negative;
+};
+TERSE_HOST_DEVICE TERSE_FORCEINLINE sketch_slot ams_sketch_slot(std::uint64_t seed, std::uint32_t row,
+                                                                std::uint32_t columns, std::size_t i) noexcept
+{
+  const random_stream stream{seed, 0, row};
+  const std::uint32_t word = stream.bits(i);
+  return {static_cast<std::size_t>((static_cast<std::uint64_t>(word & 0x7FFFFFFFu) * columns) >> 31),
+          (word & 0x80000000u) != 0};
+}
+
+/// Adds the sketch of `values` to `sketch` like ams_sketch_add, in the
+/// fixed order FDA's device path uses too: each column sums its elements
+/// chunk by chunk (`sketch_chunk` elements, index order within a chunk,
+/// from 0), and adds the chunk sums in chunk order. `chunk_row` holds
+/// `columns` zeros and is left so. (Adding a column's zero sum is exact, so
+/// only the columns a chunk touched are added.)
+template <class Value>
+void ams_sketch_add_chunked(std::uint64_t seed, std::uint32_t rows, std::uint32_t columns,
+                            host_span<const Value> values, host_span<double> sketch,
+                            host_span<double> chunk_row) noexcept
+{
+  const std::size_t n = values.size();
+  for (std::uint32_t r = 0; r < rows; ++r) {
+    double* row = sketch.data() + static_cast<std::size_t>(r) * columns;
+    for (std::size_t begin = 0; begin < n; begin += sketch_chunk) {
+      const std::size_t end = std::min(n, begin + sketch_chunk);
+      for (std::size_t i = begin; i < end; ++i) {
+        const sketch_slot slot = ams_sketch_slot(seed, r, columns, i);
+        const double v = static_cast<double>(values[i]);
+        chunk_row[slot.column] += slot.negative ? -v : v;
+      }
+      for (std::size_t i = begin; i < end; ++i) {
+        const std::size_t column = ams_sketch_slot(seed, r, columns, i).column;
+        row[column] += chunk_row[column];  // later elements of the same column add an exact 0
+        chunk_row[column] = 0.0;
       }
     }
   }

@@ -75,6 +75,8 @@ sync_action event_triggered::on_parameters(const step_context&, host_span<float>
 
 inline void event_triggered::save(state_writer& out) const
 {
+  TERSE_CHECK(device_.empty(), errc::unsupported,
+              "event_triggered: save() covers host buffers, and this schedule ran on device buffers");
   out.section("schedule::event_triggered");
   reference_.save(out);
   out.value(since_sync_);

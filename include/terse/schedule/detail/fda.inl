@@ -43,6 +43,7 @@ inline void fda::prepare(std::size_t n)
 {
   state_.assign(monitor_values(n), 0.0);
   scratch_.assign(config_.sketch_rows, 0.0);
+  chunk_row_.assign(config_.estimator == fda_estimator::sketch ? config_.sketch_columns : 0, 0.0);
   if (xi_.size() == n) {
     return;
   }
@@ -75,7 +76,8 @@ sync_action fda::on_parameters(const step_context&, host_span<float> parameters,
     case fda_estimator::naive: detail::fda_naive_state(delta, state); break;
     case fda_estimator::linear: detail::fda_linear_state(delta, host_span<const float>(xi_), state); break;
     case fda_estimator::sketch:
-      detail::fda_sketch_state(delta, config_.seed, config_.sketch_rows, config_.sketch_columns, state);
+      detail::fda_sketch_state_chunked(delta, config_.seed, config_.sketch_rows, config_.sketch_columns, state,
+                                       host_span<double>(chunk_row_));
       break;
   }
   averager.monitor(state, reduce_op::average);
@@ -108,6 +110,8 @@ sync_action fda::on_parameters(const step_context&, host_span<float> parameters,
 
 inline void fda::save(state_writer& out) const
 {
+  TERSE_CHECK(device_.empty(), errc::unsupported,
+              "fda: save() covers host buffers, and this schedule ran on device buffers");
   out.section("schedule::fda");
   out.value(static_cast<std::uint8_t>(config_.estimator));
   reference_.save(out);

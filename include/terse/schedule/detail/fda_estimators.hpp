@@ -29,13 +29,10 @@ namespace terse::schedule::detail {
 
 inline void fda_naive_state(host_span<const float> delta, host_span<double> state) noexcept
 {
-  double squares = 0;
   for (std::size_t i = 0; i < delta.size(); ++i) {
-    const double d = delta[i];
-    squares += d * d;
-    state[i + 1] = d;
+    state[i + 1] = delta[i];
   }
-  state[0] = squares;
+  state[0] = squared_norm(delta);
 }
 
 inline double fda_naive_estimate(host_span<const double> averaged) noexcept
@@ -47,17 +44,11 @@ inline double fda_naive_estimate(host_span<const double> averaged) noexcept
   return averaged[0] - mean_squared;
 }
 
+/// ‖Δ‖² and ξ·Δ, each in the fixed blocked order (blocked_sum.hpp).
 inline void fda_linear_state(host_span<const float> delta, host_span<const float> xi, host_span<double> state) noexcept
 {
-  double squares = 0;
-  double along = 0;
-  for (std::size_t i = 0; i < delta.size(); ++i) {
-    const double d = delta[i];
-    squares += d * d;
-    along += static_cast<double>(xi[i]) * d;
-  }
-  state[0] = squares;
-  state[1] = along;
+  state[0] = squared_norm(delta);
+  state[1] = blocked_sum(product_term{xi.data(), delta.data()}, delta.size());
 }
 
 inline double fda_linear_estimate(host_span<const double> averaged) noexcept
@@ -76,6 +67,20 @@ void fda_sketch_state(host_span<const Value> delta, std::uint64_t seed, std::uin
     state[i] = 0.0;
   }
   ams_sketch_add(seed, rows, columns, delta, state.subspan(1, state.size() - 1));
+}
+
+/// FDA's [‖Δ‖², AMS sketch of Δ] in the fixed chunked order the device
+/// path uses too (ams_sketch_add_chunked). `chunk_row` holds `columns`
+/// zeros and is left so.
+inline void fda_sketch_state_chunked(host_span<const float> delta, std::uint64_t seed, std::uint32_t rows,
+                                     std::uint32_t columns, host_span<double> state,
+                                     host_span<double> chunk_row) noexcept
+{
+  state[0] = squared_norm(delta);
+  for (std::size_t i = 1; i < state.size(); ++i) {
+    state[i] = 0.0;
+  }
+  ams_sketch_add_chunked(seed, rows, columns, delta, state.subspan(1, state.size() - 1), chunk_row);
 }
 
 /// `scratch` holds `rows` doubles.

@@ -19,6 +19,7 @@
 #include <terse/core/span.hpp>
 #include <terse/core/state_io.hpp>
 #include <terse/core/verbs.hpp>
+#include <terse/schedule/detail/blocked_sum.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -29,26 +30,18 @@
 
 namespace terse::schedule::detail {
 
-/// Σ (a_i − b_i)² in double.
+/// Σ (a_i − b_i)² in double, in the fixed blocked order (blocked_sum.hpp)
+/// that the device path uses too.
 inline double squared_distance(host_span<const float> a, host_span<const float> b) noexcept
 {
-  double sum = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
-    sum += d * d;
-  }
-  return sum;
+  return blocked_sum(squared_difference_term{a.data(), b.data()}, a.size());
 }
 
-/// Σ a_i² in double (float or double values).
+/// Σ a_i² in double (float or double values), in the fixed blocked order.
 template <class Value>
 double squared_norm(host_span<const Value> a) noexcept
 {
-  double sum = 0;
-  for (const Value v : a) {
-    sum += static_cast<double>(v) * static_cast<double>(v);
-  }
-  return sum;
+  return blocked_sum(square_term<Value>{a.data()}, a.size());
 }
 
 /// Averages `parameters` exactly across ranks: dense, uncompressed, through

@@ -6,6 +6,7 @@
 #include <terse/compress/sign.hpp>
 #include <terse/compress/topk.hpp>
 #include <terse/compress/uniform.hpp>
+#include <terse/topology/planner.hpp>
 #include <terse/topology/static_graphs.hpp>
 #include <terse/topology/time_varying.hpp>
 
@@ -37,6 +38,14 @@ auto sgp_one_peer(const configuration&, const run_context& ctx)
   return gossip_policies<mixer::push_sum>{topology::one_peer_exponential(ctx.workers), {}};
 }
 
+// The same, rerouting around the worker that leaves (leave_rank, leave_at:
+// trainer.hpp); the survivors agree on who is alive every membership_every rounds.
+auto sgp_one_peer_rerouted(const configuration& c, const run_context& ctx)
+{
+  return rerouted_policies<mixer::push_sum>{
+      topology::one_peer_exponential(ctx.workers), {}, static_cast<std::uint64_t>(c.knob("membership_every"))};
+}
+
 template <class Codec>
 gossip_policies<mixer::choco<Codec>> choco_ring(const configuration& c, const run_context& ctx, Codec codec)
 {
@@ -58,6 +67,23 @@ auto choco_4bit(const configuration& c, const run_context& ctx)
   return choco_ring(c, ctx, compress::uniform<4>{});
 }
 
+// Ranks W/2 - 1 and W - 1 on 1 Gb/s NICs (the slow_gbps knob, trainer.cpp):
+// the static ring, the ring re-planned from the measured links, clusters.
+auto planned_ring(const configuration& c, const run_context& ctx)
+{
+  return replanned_policies<mixer::average>{
+      .initial = topology::ring(ctx.workers),
+      .mixer = {},
+      .every = static_cast<std::uint64_t>(c.knob("replan_every")),
+      .options = replan_options{.planner = {.degree = static_cast<std::size_t>(c.knob("degree"))}, .seed = ctx.seed}};
+}
+
+auto clustered(const configuration& c, const run_context&)
+{
+  return clustered_policies{.clusters = static_cast<int>(c.knob("clusters")),
+                            .options = {.outer_every = static_cast<std::uint64_t>(c.knob("outer_every"))}};
+}
+
 }  // namespace
 
 // Knobs chosen on a 6,000-example validation split (docs/results.md):
@@ -76,6 +102,11 @@ void add_gossip_configurations(std::vector<configuration>& list)
                                     {{"lr", 0.1}, {"momentum", 0.9}}, dpsgd_one_peer));
   list.push_back(make_configuration("sgp-1peer-exp", "SGP: push-sum (z, w) on the one-peer exponential graph",
                                     {{"lr", 0.1}, {"momentum", 0.9}}, sgp_one_peer));
+  list.push_back(make_configuration(
+      "sgp-1peer-exp-disconnect",
+      "SGP on the one-peer exponential graph; worker leave_rank leaves after leave_at of the steps, the rest reroute",
+      {{"lr", 0.1}, {"momentum", 0.9}, {"leave_rank", 3}, {"leave_at", 0.5}, {"membership_every", 8}},
+      sgp_one_peer_rerouted));
   list.push_back(make_configuration("choco-ring-topk1%",
                                     "CHOCO-SGD on the ring: top-k of x - x^ to each neighbour, consensus step gamma",
                                     {{"lr", 0.05}, {"momentum", 0.9}, {"gamma", 0.1}, {"density", 0.01}}, choco_topk));
@@ -85,6 +116,17 @@ void add_gossip_configurations(std::vector<configuration>& list)
   list.push_back(make_configuration(
       "choco-ring-4bit", "CHOCO-SGD on the ring: 4-bit min-max quantized x - x^ (scaled by 1/(1+omega)), step gamma",
       {{"lr", 0.05}, {"momentum", 0.9}, {"gamma", 1.0}}, choco_4bit));
+  list.push_back(make_configuration("dpsgd-ring-slow2",
+                                    "D-PSGD on the ring, with 2 of the ranks on slow_gbps links (the others at --gbps)",
+                                    {{"lr", 0.1}, {"momentum", 0.9}, {"slow_gbps", 1.0}}, dpsgd_ring));
+  list.push_back(make_configuration(
+      "dpsgd-planned-slow2",
+      "D-PSGD re-planned from measured links after round 1 and every replan_every rounds (2 slow ranks)",
+      {{"lr", 0.1}, {"momentum", 0.9}, {"slow_gbps", 1.0}, {"replan_every", 100}, {"degree", 4}}, planned_ring));
+  list.push_back(make_configuration(
+      "clustered-slow2",
+      "clusters by speed: exact average inside, leaders mix (n_c/W weights) every outer_every rounds (2 slow ranks)",
+      {{"lr", 0.1}, {"momentum", 0.9}, {"slow_gbps", 1.0}, {"clusters", 2}, {"outer_every", 4}}, clustered));
 }
 
 }  // namespace study

@@ -76,6 +76,26 @@ auto powersgd(const configuration& c, const run_context&)
   return policies<compress::powersgd, feedback::residual, every_step>{std::move(codec), {}, {}};
 }
 
+/// PowerSGD as it was before layouts carried shapes: every compressed
+/// segment reshaped into one near-square matrix (the codec's fallback),
+/// kept to compare with the per-layer rows in the same build.
+struct flat_powersgd : compress::powersgd {
+  template <class Transport>
+  void reduce(const terse::codec_context& ctx, Transport& t, terse::host_span<float> values)
+  {
+    terse::codec_context flat = ctx;
+    flat.tensors = {};
+    compress::powersgd::reduce(flat, t, values);
+  }
+};
+
+auto powersgd_flat(const configuration& c, const run_context&)
+{
+  flat_powersgd codec;
+  codec.rank = static_cast<std::uint32_t>(c.knob("rank"));
+  return policies<flat_powersgd, feedback::residual, every_step>{std::move(codec), {}, {}};
+}
+
 }  // namespace
 
 void add_gradient_configurations(std::vector<configuration>& list)
@@ -103,8 +123,14 @@ void add_gradient_configurations(std::vector<configuration>& list)
       {{"lr", 0.05}, {"momentum", 0.0}, {"density", 0.001}, {"dgc_momentum", 0.9}, {"warmup_steps", 60}}, dgc));
   // lr 0.2 diverged within the first epoch (the residual holds most of the
   // gradient and returns it late); 0.1 trains steadily.
-  list.push_back(make_configuration("powersgd-r2", "PowerSGD rank 2 (warm-started power step) + residual, every step",
+  list.push_back(make_configuration("powersgd-r2",
+                                    "PowerSGD rank 2, each weight matrix with its own shape (warm-started power "
+                                    "step) + residual, every step",
                                     {{"lr", 0.1}, {"momentum", 0.0}, {"rank", 2}}, powersgd));
+  list.push_back(make_configuration("powersgd-r2-flat",
+                                    "PowerSGD rank 2 with each layer reshaped to a near-square matrix (no layer "
+                                    "shapes) + residual, every step",
+                                    {{"lr", 0.1}, {"momentum", 0.0}, {"rank", 2}}, powersgd_flat));
 }
 
 }  // namespace study

@@ -92,6 +92,16 @@ std::vector<std::size_t> mlp::tensor_sizes() const
   return sizes;
 }
 
+std::vector<terse::tensor_shape> mlp::tensor_shapes() const
+{
+  std::vector<terse::tensor_shape> shapes;
+  for (std::size_t l = 0; l < layers(); ++l) {
+    shapes.push_back(terse::tensor_shape::matrix(widths_[l], widths_[l + 1]));
+    shapes.push_back(terse::tensor_shape::vector(widths_[l + 1]));
+  }
+  return shapes;
+}
+
 void mlp::initialise(std::span<float> parameters, std::uint64_t seed) const
 {
   std::fill(parameters.begin(), parameters.end(), 0.0f);

@@ -5,6 +5,8 @@
 // W1, b1, W2, b2, ... (W_l row-major, inputs x outputs), the order of
 // tensor_sizes(), so one terse::layout describes them and the gradients.
 
+#include <terse/core/tensor_shape.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -27,6 +29,8 @@ class mlp {
   std::string name() const;
   /// W1, b1, W2, b2, ...: the tensors of the flat buffer, in order.
   std::vector<std::size_t> tensor_sizes() const;
+  /// The same tensors with their shapes: W_l an inputs×outputs matrix, b_l a vector.
+  std::vector<terse::tensor_shape> tensor_shapes() const;
   std::size_t parameter_count() const noexcept { return parameters_; }
 
   /// He-normal weights from Philox (`seed`: the same on every worker, so all

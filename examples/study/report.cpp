@@ -171,6 +171,16 @@ void print_table(std::ostream& out, const std::vector<comparison>& rows, const s
       out << "  " << row.run->config << " stopped at step " << row.run->failed_at_step << ": " << row.run->failure
           << "\n";
     }
+    if (row.run->left_rank >= 0) {
+      out << "  " << row.run->config << ": worker " << row.run->left_rank << " left after step "
+          << row.run->left_after_step << "; ";
+      if (row.run->agreed_at_round != 0) {
+        out << "the survivors mixed on their own graph from round " << row.run->agreed_at_round + 1;
+      } else {
+        out << "the survivors never agreed on it and mixed around it on the old graph";
+      }
+      out << " (figures after it are the survivors')\n";
+    }
   }
 }
 

@@ -39,7 +39,10 @@ struct run_result {
   double wall_s = 0;           ///< the run as a whole, all workers sharing this machine's cores
   bool decentralized = false;  ///< a terse::gossip row: no allreduce, each worker mixes with its neighbours
   std::string failure;         ///< why the run stopped early (a terse::error, e.g. divergence); empty if it did not
-  std::uint64_t failed_at_step = 0;  ///< the step that raised `failure`
+  std::uint64_t failed_at_step = 0;   ///< the step that raised `failure`
+  int left_rank = -1;                 ///< the worker that left mid-training (the *-disconnect rows); -1: none
+  std::uint64_t left_after_step = 0;  ///< ...after this many steps
+  std::uint64_t agreed_at_round = 0;  ///< the gossip round after which the survivors mixed on their own graph
   double final_accuracy() const { return curve.empty() ? 0.0 : curve.back().accuracy; }
   double best_accuracy() const;
   /// The consensus distance at the last evaluation (0 without one).

@@ -2,6 +2,7 @@
 
 #include <terse/core/verbs.hpp>
 
+#include <algorithm>
 #include <array>
 
 namespace study {
@@ -13,11 +14,30 @@ double thread_cpu_seconds()
   return static_cast<double>(now.tv_sec) + 1e-9 * static_cast<double>(now.tv_nsec);
 }
 
+terse::network_model network_for(const configuration& config, const run_context& ctx)
+{
+  terse::network_model model = terse::network_model::gbps(ctx.gbps, ctx.latency_s);
+  if (!config.has_knob("slow_gbps")) {
+    return model;
+  }
+  const int w = ctx.workers;
+  const double slow = config.knob("slow_gbps") * 1e9 / 8.0;
+  const auto nic = [&](int r) { return r == w / 2 - 1 || r == w - 1 ? slow : model.bandwidth_bytes_per_s; };
+  model.link_bandwidth_bytes_per_s.resize(static_cast<std::size_t>(w) * static_cast<std::size_t>(w));
+  for (int i = 0; i < w; ++i) {
+    for (int j = 0; j < w; ++j) {
+      model.link_bandwidth_bytes_per_s[static_cast<std::size_t>(i) * static_cast<std::size_t>(w) +
+                                       static_cast<std::size_t>(j)] = std::min(nic(i), nic(j));
+    }
+  }
+  return model;
+}
+
 namespace detail {
 
-void append_point(const run_context& ctx, std::uint64_t step, const double (&sums)[evaluation_sums], run_result& result)
+void append_point(const run_context& ctx, std::uint64_t step, const double (&sums)[evaluation_sums], double workers,
+                  run_result& result)
 {
-  const double workers = static_cast<double>(ctx.workers);
   const double examples = static_cast<double>(ctx.data->test.count);
   result.curve.push_back(curve_point{
       .step = step,

@@ -22,6 +22,7 @@
 #include <terse/transport/mpi.hpp>
 #endif
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -31,7 +32,9 @@
 #include <vector>
 
 #include "configuration.hpp"
+#include "departure.hpp"
 #include "mlp.hpp"
+#include "planned_collectives.hpp"
 #include "sampler.hpp"
 
 namespace study {
@@ -55,9 +58,16 @@ struct gossip_policies {
 };
 
 /// The transport stack of every worker over its base transport (terse's
-/// local transport, or its mpi transport with --transport mpi).
+/// local transport, or its mpi transport with --transport mpi):
+/// terse::simulated_network<terse::metered<Base&>>; both decorators pass on
+/// the per-peer failure reports a rerouting gossip asks for.
 template <class Base>
 using study_transport = terse::simulated_network<terse::metered<Base&>>;
+
+/// The modelled network of a run: every link at --gbps, or, for a
+/// configuration with a `slow_gbps` knob, ranks W/2 - 1 and W - 1 on NICs of
+/// that many Gb/s (a link runs at the slower of its two ends).
+terse::network_model network_for(const configuration& config, const run_context& ctx);
 
 /// Tensors below this many elements (the biases) are averaged uncompressed.
 inline constexpr std::size_t dense_below = 1024;
@@ -84,12 +94,33 @@ struct is_gossip : std::false_type {
 template <class Value, class Mixer, class Transport, class Schedule>
 struct is_gossip<terse::gossip<Value, Mixer, Transport, Schedule>> : std::true_type {
 };
+template <class Mixer, class Transport>
+struct is_gossip<replanned_gossip<Mixer, Transport>> : std::true_type {
+};
+template <class Value, class Transport>
+struct is_gossip<terse::clustered_gossip<Value, Transport>> : std::true_type {
+};
+
+/// What a collective sends over sub-transports of its own (a clustered
+/// gossip's clusters), which the world's decorators do not see.
+template <class Collective>
+void add_sub_transport_totals(Collective& sync, worker_totals& own)
+{
+  if constexpr (requires { sync.cluster_transport().modelled_seconds(); }) {
+    auto& sub = sync.cluster_transport();
+    const terse::verb_meter sent = sub.inner().counts().total();
+    own.bytes_sent += static_cast<double>(sent.bytes_sent);
+    own.bytes_received += static_cast<double>(sent.bytes_received);
+    own.comm_model_s += sub.modelled_seconds();
+  }
+}
 
 /// How many numbers evaluate() sums over the workers.
 inline constexpr std::size_t evaluation_sums = 8;
 
 /// Turns the sums evaluate() gathered into a point of the curve.
-void append_point(const run_context& ctx, std::uint64_t step, const double (&sums)[evaluation_sums],
+/// `workers`: how many took part (fewer than ctx.workers once one left).
+void append_point(const run_context& ctx, std::uint64_t step, const double (&sums)[evaluation_sums], double workers,
                   run_result& result);
 
 /// The allreduce of a study::policies.
@@ -114,21 +145,48 @@ auto make_collective(Transport& network, const terse::layout& shape, const run_c
                                                 std::move(made.mixer));
 }
 
+/// A gossip re-planned from measured links (planned_collectives.hpp).
+template <class Transport, class Mixer>
+auto make_collective(Transport& network, const terse::layout& shape, const run_context& ctx,
+                     replanned_policies<Mixer> made)
+{
+  return replanned_gossip<Mixer, Transport>(network, shape.total(), ctx.seed, std::move(made));
+}
+
+/// Gossip between clusters of similar speed (planned_collectives.hpp).
+template <class Transport>
+auto make_collective(Transport& network, const terse::layout& shape, const run_context&, clustered_policies made)
+{
+  return make_clustered(network, shape.total(), made);
+}
+
 /// Evaluates the average of the workers' models on the test set (each
 /// worker scores a slice) and, on rank 0, appends the point to the curve,
 /// with the consensus distance (1/W) sum_i ||x_i - xbar||^2, exactly. Runs
 /// on the raw base transport: evaluation and this probe are measurements,
 /// not the algorithm's traffic, and are neither metered nor modelled.
+/// After a worker left, `members` lists the survivors: the average, the
+/// distance and the figures are theirs (empty: every worker).
 template <class Base>
-void evaluate(Base& base, mlp& model, std::span<const float> parameters, std::vector<float>& average,
-              const run_context& ctx, std::uint64_t step, const worker_totals& own, double& train_loss_sum,
-              double& train_loss_count, run_result& result)
+void evaluate(Base& base, const std::vector<int>& members, mlp& model, std::span<const float> parameters,
+              std::vector<float>& average, const run_context& ctx, std::uint64_t step, const worker_totals& own,
+              double& train_loss_sum, double& train_loss_count, run_result& result)
 {
   std::copy(parameters.begin(), parameters.end(), average.begin());
-  base.allreduce(terse::host_span<float>(average), terse::reduce_op::average);
+  const bool everyone = members.empty();
+  if (everyone) {
+    base.allreduce(terse::host_span<float>(average), terse::reduce_op::average);
+  } else {
+    sum_over(base, members, terse::host_span<float>(average));
+    const auto m = static_cast<float>(members.size());
+    for (float& a : average) {
+      a /= m;
+    }
+  }
   const dataset& test = ctx.data->test;
-  const auto w = static_cast<std::size_t>(ctx.workers);
-  const auto r = static_cast<std::size_t>(base.rank());
+  const auto w = everyone ? static_cast<std::size_t>(ctx.workers) : members.size();
+  const auto r = everyone ? static_cast<std::size_t>(base.rank())
+                          : static_cast<std::size_t>(std::ranges::find(members, base.rank()) - members.begin());
   const mlp::score score = model.evaluate(average, test, test.count * r / w, test.count * (r + 1) / w);
   double distance = 0;
   for (std::size_t i = 0; i < parameters.size(); ++i) {
@@ -137,24 +195,30 @@ void evaluate(Base& base, mlp& model, std::span<const float> parameters, std::ve
   }
   double sums[evaluation_sums] = {score.correct, score.loss_sum, own.bytes_sent,   own.comm_model_s,
                                   own.compute_s, train_loss_sum, train_loss_count, distance};
-  base.allreduce(terse::host_span<double>(sums), terse::reduce_op::sum);
+  if (everyone) {
+    base.allreduce(terse::host_span<double>(sums), terse::reduce_op::sum);
+  } else {
+    sum_over(base, members, terse::host_span<double>(sums));
+  }
   train_loss_sum = 0;
   train_loss_count = 0;
-  if (base.rank() == 0) {
-    append_point(ctx, step, sums, result);
+  if (r == 0) {
+    append_point(ctx, step, sums, static_cast<double>(w), result);
   }
 }
 
 /// One worker's whole run over `base`: the model replica, its shard, the
-/// optimizer and the two hooks into terse.
+/// optimizer and the two hooks into terse. The worker `leaving` names
+/// stops after its steps; the survivors wait until its death is known, then
+/// go on without it, and report through the first of them.
 template <class Base, class Make>
 void run_worker(Base& base, const run_context& ctx, const configuration& config, const Make& make,
-                const terse::layout& shape, worker_totals& own, run_result& result)
+                const terse::layout& shape, departure& leaving, worker_totals& own, run_result& result)
 {
   const double lr = config.knob("lr");
   const double momentum = config.knob("momentum");
   const int rank = base.rank();
-  study_transport<Base> network(terse::metered<Base&>(base), terse::network_model::gbps(ctx.gbps, ctx.latency_s));
+  study_transport<Base> network(terse::metered<Base&>(base), network_for(config, ctx));
   auto sync = make_collective(network, shape, ctx, make(config, ctx));
   constexpr bool decentralized = is_gossip<decltype(sync)>::value;
   if (rank == 0) {
@@ -174,9 +238,23 @@ void run_worker(Base& base, const run_context& ctx, const configuration& config,
   double train_loss_sum = 0;
   double train_loss_count = 0;
   const auto mu = static_cast<float>(momentum);
+  std::vector<int> members;  // the survivors once a worker left; empty while all are in
+  int reporter = 0;          // who appends the curve and drives the progress bar
 
   for (std::uint64_t step = 0; step < ctx.steps; ++step) {
-    if (rank == 0) {
+    if (leaving.rank >= 0 && step == leaving.after_step) {
+      if (rank == leaving.rank) {
+        if constexpr (requires { base.abort("leaves"); }) {
+          base.abort("this worker left mid-training");  // known dead to the transport before `gone` is set
+        }
+        leaving.gone = true;
+        return;
+      }
+      wait_until_gone(leaving);
+      members = survivors_of(ctx.workers, leaving.rank);
+      reporter = members.front();
+    }
+    if (rank == reporter) {
       result.failed_at_step = step + 1;  // the step under way, should it raise
     }
     const double t0 = thread_cpu_seconds();
@@ -217,14 +295,20 @@ void run_worker(Base& base, const run_context& ctx, const configuration& config,
       own.bytes_sent = static_cast<double>(sent.bytes_sent);
       own.bytes_received = static_cast<double>(sent.bytes_received);
       own.comm_model_s = network.modelled_seconds();
+      add_sub_transport_totals(sync, own);
       if constexpr (decentralized) {
         own.exchanges = static_cast<double>(sync.rounds());
       } else {
         own.exchanges = static_cast<double>(sync.step());
       }
-      evaluate(base, model, parameters, average, ctx, step + 1, own, train_loss_sum, train_loss_count, result);
+      evaluate(base, members, model, parameters, average, ctx, step + 1, own, train_loss_sum, train_loss_count, result);
     }
-    if (rank == 0 && ctx.bar != nullptr) {
+    if constexpr (requires { sync.members(); }) {
+      if (rank == reporter && !members.empty() && result.agreed_at_round == 0 && sync.members() == members) {
+        result.agreed_at_round = sync.rounds();  // the survivors moved to their own graph
+      }
+    }
+    if (rank == reporter && ctx.bar != nullptr) {
       ctx.bar->step(config.name + " (" + ctx.partition + ")", step, ctx.steps,
                     result.curve.empty() ? 0.0 : result.curve.back().accuracy);
     }
@@ -246,7 +330,9 @@ template <class Make>
 run_result train(const run_context& ctx, const configuration& config, Make make)
 {
   const mlp shape_of(ctx.widths);
-  const std::vector<std::size_t> tensors = shape_of.tensor_sizes();
+  // Each layer's shape (W_l a matrix, b_l a vector): PowerSGD compresses
+  // every weight matrix with its own shape; other codecs ignore shapes.
+  const std::vector<terse::tensor_shape> tensors = shape_of.tensor_shapes();
   const terse::layout shape(tensors, std::size_t{1} << 22, dense_below);
 
   run_result result;
@@ -256,19 +342,35 @@ run_result train(const run_context& ctx, const configuration& config, Make make)
   result.steps = ctx.steps;
   // One entry per worker thread, or (with MPI) this process's worker.
   std::vector<detail::worker_totals> totals(ctx.mpi != nullptr ? 1 : static_cast<std::size_t>(ctx.workers));
+  departure leaving;
   const auto start = std::chrono::steady_clock::now();
   try {
+    schedule_departure(config, ctx, leaving);
     if (ctx.mpi != nullptr) {
 #if defined(TERSE_STUDY_WITH_MPI)
-      detail::run_worker(*ctx.mpi, ctx, config, make, shape, totals.front(), result);
+      detail::run_worker(*ctx.mpi, ctx, config, make, shape, leaving, totals.front(), result);
 #endif
     } else {
-      terse::run_local(ctx.workers, [&](terse::local_transport& local) {
-        detail::run_worker(local, ctx, config, make, shape, totals[static_cast<std::size_t>(local.rank())], result);
-      });
+      // A worker that leaves is a failure of that peer alone.
+      terse::transport_options options;
+      if (leaving.rank >= 0) {
+        options.failures = terse::failure_scope::peer;
+      }
+      terse::run_local(
+          ctx.workers,
+          [&](terse::local_transport& local) {
+            detail::run_worker(local, ctx, config, make, shape, leaving, totals[static_cast<std::size_t>(local.rank())],
+                               result);
+          },
+          options);
     }
   } catch (const terse::error& e) {
     result.failure = e.what();
+  }
+  if (leaving.rank >= 0 && ctx.mpi == nullptr) {
+    totals.erase(totals.begin() + leaving.rank);  // the per-worker figures are the survivors'
+    result.left_rank = leaving.rank;
+    result.left_after_step = leaving.after_step;
   }
   result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const detail::worker_totals mean = detail::mean_over_workers(ctx, totals);

@@ -8,14 +8,17 @@
 /// name from translation units compiled by nvcc.
 
 #include <terse/collective/allreduce.hpp>
+#include <terse/collective/clustered_gossip.hpp>
 #include <terse/collective/gossip.hpp>
 #include <terse/collective/groups.hpp>
 #include <terse/collective/hierarchical.hpp>
 #include <terse/collective/layout.hpp>
 #include <terse/collective/mixers.hpp>
 #include <terse/collective/relaysum.hpp>
+#include <terse/collective/replanning.hpp>
 #include <terse/compress/adaptive.hpp>
 #include <terse/compress/cast.hpp>
+#include <terse/compress/decode.hpp>
 #include <terse/compress/dgc.hpp>
 #include <terse/compress/identity.hpp>
 #include <terse/compress/qsgd.hpp>
@@ -36,7 +39,9 @@
 #include <terse/core/span.hpp>
 #include <terse/core/state_io.hpp>
 #include <terse/core/stream.hpp>
+#include <terse/core/tensor_shape.hpp>
 #include <terse/core/verbs.hpp>
+#include <terse/cost/choice.hpp>
 #include <terse/cost/model.hpp>
 #include <terse/feedback/dgc_momentum.hpp>
 #include <terse/feedback/none.hpp>

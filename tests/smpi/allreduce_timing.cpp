@@ -25,12 +25,16 @@ namespace {
 
 bool exact(const std::vector<float>& sum, int world)
 {
-  for (std::size_t i = 0; i < sum.size(); ++i) {
-    float want = 0.0f;
+  // input(r, i) depends on i only through i mod 13: 13 sums cover every
+  // element (O(n + 13 W) instead of O(n W), which matters at W = 256).
+  std::vector<float> want(13, 0.0f);
+  for (std::size_t k = 0; k < want.size(); ++k) {
     for (int r = 0; r < world; ++r) {
-      want += smpi_timing::input(r, i);
+      want[k] += smpi_timing::input(r, k);
     }
-    if (sum[i] != want) {
+  }
+  for (std::size_t i = 0; i < sum.size(); ++i) {
+    if (sum[i] != want[i % 13]) {
       return false;
     }
   }

@@ -13,7 +13,6 @@
 namespace {
 
 struct shaped_powersgd {
-  static constexpr terse::aggregation aggregation_kind = terse::compress::powersgd::aggregation_kind;
   terse::compress::powersgd codec{.rank = 2};
   std::vector<terse::tensor_shape> shapes;
 

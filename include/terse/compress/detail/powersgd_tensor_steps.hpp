@@ -60,7 +60,9 @@ std::size_t powersgd_encode_tensors(powersgd_host_state& state, std::uint32_t ra
     if (piece.dense) {
       TERSE_CHECK(max_magnitude_bits(values, piece.shape.n) < first_non_finite_bits, errc::non_finite,
                   "powersgd encode: the values hold NaN or Inf");
-      std::memcpy(at, values, sizeof(float) * piece.shape.n);
+      if (piece.shape.n != 0) {  // an empty vector: no bytes, and its pointer may be null
+        std::memcpy(at, values, sizeof(float) * piece.shape.n);
+      }
     } else {
       powersgd_encode_matrix<Blas>(values, piece.shape, g.matrices[piece.matrix], state.scaled, ctx.shared_stream(),
                                    piece.q_at, at);
@@ -105,8 +107,10 @@ void powersgd_decode_tensors(powersgd_host_state& state, std::uint32_t rank, con
   check_powersgd_table(payload.data() + wire::header_bytes, plan);
   const std::uint64_t floats = plan.p_floats + plan.q_floats;
   state.factors.resize(floats);
-  std::memcpy(state.factors.data(), payload.data() + wire::header_bytes + powersgd_entry_bytes * plan.pieces.size(),
-              sizeof(float) * floats);
+  if (floats != 0) {  // only empty vectors: nothing to copy, and data() may be null
+    std::memcpy(state.factors.data(), payload.data() + wire::header_bytes + powersgd_entry_bytes * plan.pieces.size(),
+                sizeof(float) * floats);
+  }
   for (const powersgd_piece& piece : plan.pieces) {
     const float* at = state.factors.data() + piece.wire_at;
     if (piece.dense) {

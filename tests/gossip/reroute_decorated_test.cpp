@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "failure_support.hpp"
 #include "gossip_support.hpp"
 
 namespace {
@@ -52,9 +53,7 @@ void run_push_sum(Wrap&& wrap, bool drive_by_test)
           dead = 1;
           return;
         }
-        while (dead.load() == 0) {
-          std::this_thread::yield();
-        }
+        gossip_test::wait_for(dead, 1);
         for (int s = 1; s <= 60; ++s) {
           if (drive_by_test) {  // one early test(), then wait(): the report must survive in between
             mix.start(host_span<const double>(x));

@@ -14,23 +14,15 @@
 #include <thread>
 #include <vector>
 
+#include "failure_support.hpp"
 #include "gossip_support.hpp"
 
 namespace {
 using namespace std::chrono_literals;
 using terse::host_span;
 
-terse::transport_options per_peer()
-{
-  return {.timeout = 5s, .checked = true, .failures = terse::failure_scope::peer};
-}
-
-void wait_for(const std::atomic<int>& count, int target)
-{
-  while (count.load() < target) {
-    std::this_thread::yield();
-  }
-}
+using gossip_test::per_peer;
+using gossip_test::wait_for;
 }  // namespace
 
 TEST_CASE("rerouting works through start, test and wait too")

@@ -1,5 +1,7 @@
 #pragma once
 /// @file
+/// (Over 400 lines: the public front-end only, each entry point with its
+/// contract; the algorithm is in detail/allreduce_engine.hpp and its .inl files.)
 /// `terse::allreduce<Compressor, Feedback, Transport, Schedule>`: averages a
 /// flat, bucketed buffer across ranks. A trainer either starts each bucket
 /// as soon as its gradients exist and waits for all before the optimizer

@@ -1,5 +1,7 @@
 #pragma once
 /// @file
+/// (Over 400 lines: the device twin of the codec's state and its two step
+/// forms, flat buckets and per-tensor shapes, which share that state.)
 /// PowerSGD on the device. `cuda::powersgd_state` is the device twin of
 /// compress::powersgd's state: per bucket id, Qᵀ and the scratch of one
 /// step in device memory (allocated when the bucket is first seen, reused
@@ -140,17 +142,7 @@ class powersgd_state {
 
     detail::powersgd_check_kernel<threads><<<1, threads, 0, stream>>>(p, s.m, b.q_next.data(), s.p, s.k, status);
     TERSE_CUDA_TRY(cudaGetLastError());
-    std::uint32_t* seen = host_status();
-    TERSE_CUDA_TRY(cudaMemcpyAsync(seen, status, sizeof(std::uint32_t), cudaMemcpyDeviceToHost, stream));
-    if constexpr (requires { t.synchronize(); }) {
-      t.synchronize();  // honours the transport's deadline
-    } else {
-      TERSE_CUDA_TRY(cudaStreamSynchronize(stream));
-    }
-    TERSE_CHECK((*seen & detail::powersgd_status_flagged) == 0, errc::non_finite,
-                "powersgd reduce: a rank's values hold NaN or Inf");
-    TERSE_CHECK(*seen == 0, errc::non_finite,
-                "powersgd reduce: the averaged factors overflow float (values too large)");
+    raise_on_status(t, status, stream);  // the step's one host wait
 
     // values (col-major p×m) = Q · P̂ᵀ
     gemm(handle, CUBLAS_OP_N, CUBLAS_OP_N, s.p, s.full_rows, s.k, b.q_next.data(), s.p, p, s.k, 0.0f, values.data(),
@@ -420,17 +412,7 @@ class powersgd_state {
         TERSE_CUDA_TRY(cudaGetLastError());
       }
     }
-    std::uint32_t* seen = host_status();
-    TERSE_CUDA_TRY(cudaMemcpyAsync(seen, status, sizeof(std::uint32_t), cudaMemcpyDeviceToHost, stream));
-    if constexpr (requires { t.synchronize(); }) {
-      t.synchronize();  // honours the transport's deadline
-    } else {
-      TERSE_CUDA_TRY(cudaStreamSynchronize(stream));
-    }
-    TERSE_CHECK((*seen & detail::powersgd_status_flagged) == 0, errc::non_finite,
-                "powersgd reduce: a rank's values hold NaN or Inf");
-    TERSE_CHECK(*seen == 0, errc::non_finite,
-                "powersgd reduce: the averaged factors overflow float (values too large)");
+    raise_on_status(t, status, stream);  // the step's one host wait
     for (const detail::powersgd_piece& piece : plan.pieces) {
       const detail::powersgd_shape& s = piece.shape;
       float* to = values.data() + piece.offset;
@@ -469,6 +451,25 @@ class powersgd_state {
     status_.reserve(1);
     return status_.data();
   }
+
+  // Copies the step's status word to the host, waits for it (through the
+  // transport's deadline where it has one) and raises what it flags.
+  template <class Transport>
+  void raise_on_status(Transport& t, const std::uint32_t* status, cudaStream_t stream)
+  {
+    std::uint32_t* seen = host_status();
+    TERSE_CUDA_TRY(cudaMemcpyAsync(seen, status, sizeof(std::uint32_t), cudaMemcpyDeviceToHost, stream));
+    if constexpr (requires { t.synchronize(); }) {
+      t.synchronize();  // honours the transport's deadline
+    } else {
+      TERSE_CUDA_TRY(cudaStreamSynchronize(stream));
+    }
+    TERSE_CHECK((*seen & detail::powersgd_status_flagged) == 0, errc::non_finite,
+                "powersgd reduce: a rank's values hold NaN or Inf");
+    TERSE_CHECK(*seen == 0, errc::non_finite,
+                "powersgd reduce: the averaged factors overflow float (values too large)");
+  }
+
   std::uint32_t* host_status()
   {
     status_host_.reserve(1);

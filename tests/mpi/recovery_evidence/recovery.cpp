@@ -3,11 +3,12 @@
 // among themselves, and each also tries a recv from the dead rank (with a
 // polling deadline) to see what MPI reports.
 #include <mpi.h>
-#include <signal.h>
-#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
+#include <signal.h>
 #include <thread>
+#include <unistd.h>
 
 int main(int argc, char** argv)
 {
@@ -29,8 +30,8 @@ int main(int argc, char** argv)
   int value = rank, ok_rounds = 0;
   for (int round = 0; round < 20; ++round) {
     int got = -1;
-    int rc = MPI_Sendrecv(&value, 1, MPI_INT, next, round, &got, 1, MPI_INT, prev, round, MPI_COMM_WORLD,
-                          MPI_STATUS_IGNORE);
+    int rc =
+        MPI_Sendrecv(&value, 1, MPI_INT, next, round, &got, 1, MPI_INT, prev, round, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     if (rc != MPI_SUCCESS) {
       char text[MPI_MAX_ERROR_STRING];
       int len = 0;
@@ -53,7 +54,8 @@ int main(int argc, char** argv)
   int rc_t = MPI_SUCCESS;
   while (!done && std::chrono::steady_clock::now() - start < std::chrono::seconds(2)) {
     rc_t = MPI_Test(&recv_req, &done, MPI_STATUS_IGNORE);
-    if (rc_t != MPI_SUCCESS) break;
+    if (rc_t != MPI_SUCCESS)
+      break;
   }
   std::printf("rank %d: recv from dead after 2 s: done=%d rc=%d (no failure notification if done=0, rc=0)\n", rank,
               done, rc_t);

@@ -1,5 +1,6 @@
 #pragma once
 /// @file
+/// (Over 400 lines: one short forwarding body per verb and overload.)
 /// The forwarding base of the transport decorators (metered,
 /// simulated_network, faulty). It repeats the verb list once: each verb
 /// exists only when the inner transport has it (so a send/recv-only inner

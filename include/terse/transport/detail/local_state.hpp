@@ -1,5 +1,7 @@
 #pragma once
 /// @file
+/// (Over 400 lines: the rendezvous, the mailboxes and the record of dead
+/// ranks share one lock and one deadline, so they are one class.)
 /// The state W in-process ranks share: a rendezvous with a deadline, the
 /// per-rank call slots collectives read each other's buffers through, and
 /// the mailboxes of point-to-point messages (blocking `take`, and the

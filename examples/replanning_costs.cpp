@@ -27,15 +27,9 @@ constexpr std::size_t model_size = 235146;  // the study's MLP, floats
 
 terse::network_model two_slow_ranks()
 {
-  terse::network_model m = terse::network_model::gbps(10.0, 25e-6);
-  m.link_bandwidth_bytes_per_s.resize(world * world);
-  const auto nic = [](int r) { return r == 3 || r == 7 ? 1e9 / 8 : 10e9 / 8; };
-  for (int i = 0; i < world; ++i) {
-    for (int j = 0; j < world; ++j) {
-      m.link_bandwidth_bytes_per_s[static_cast<std::size_t>(i * world + j)] = std::min(nic(i), nic(j));
-    }
-  }
-  return m;
+  std::vector<double> nics(world, 10e9 / 8);
+  nics[3] = nics[7] = 1e9 / 8;
+  return terse::network_model::from_nics(nics, 25e-6);
 }
 
 using network = terse::simulated_network<terse::metered<terse::local_transport&>>;

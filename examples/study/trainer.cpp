@@ -20,17 +20,14 @@ terse::network_model network_for(const configuration& config, const run_context&
   if (!config.has_knob("slow_gbps")) {
     return model;
   }
-  const int w = ctx.workers;
+  const auto w = static_cast<std::size_t>(ctx.workers);
+  std::vector<double> nics(w, model.bandwidth_bytes_per_s);
   const double slow = config.knob("slow_gbps") * 1e9 / 8.0;
-  const auto nic = [&](int r) { return r == w / 2 - 1 || r == w - 1 ? slow : model.bandwidth_bytes_per_s; };
-  model.link_bandwidth_bytes_per_s.resize(static_cast<std::size_t>(w) * static_cast<std::size_t>(w));
-  for (int i = 0; i < w; ++i) {
-    for (int j = 0; j < w; ++j) {
-      model.link_bandwidth_bytes_per_s[static_cast<std::size_t>(i) * static_cast<std::size_t>(w) +
-                                       static_cast<std::size_t>(j)] = std::min(nic(i), nic(j));
-    }
+  nics[w - 1] = slow;
+  if (w >= 2) {
+    nics[w / 2 - 1] = slow;
   }
-  return model;
+  return terse::network_model::from_nics(nics, ctx.latency_s);
 }
 
 namespace detail {

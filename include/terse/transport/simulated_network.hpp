@@ -124,6 +124,23 @@ struct network_model {
     return model;
   }
 
+  /// One NIC per rank, `nic_bytes_per_s[r]` for rank r: a link runs at the
+  /// slower of its two ends (a few ranks on slow NICs, stragglers).
+  static network_model from_nics(const std::vector<double>& nic_bytes_per_s, double latency_s = 0.0)
+  {
+    TERSE_EXPECTS(!nic_bytes_per_s.empty(), "a world has at least one rank");
+    const std::size_t w = nic_bytes_per_s.size();
+    network_model model{.latency_s = latency_s,
+                        .bandwidth_bytes_per_s = *std::max_element(nic_bytes_per_s.begin(), nic_bytes_per_s.end())};
+    model.link_bandwidth_bytes_per_s.resize(w * w);
+    for (std::size_t from = 0; from < w; ++from) {
+      for (std::size_t to = 0; to < w; ++to) {
+        model.link_bandwidth_bytes_per_s[from * w + to] = std::min(nic_bytes_per_s[from], nic_bytes_per_s[to]);
+      }
+    }
+    return model;
+  }
+
   bool per_link() const noexcept { return !link_bandwidth_bytes_per_s.empty(); }
 
   /// Bytes per second from `from` to `to` in a world of `world` ranks.

@@ -164,6 +164,9 @@ void inputs_in_range(float lo, float hi, std::size_t n, std::vector<float>& g, s
 
 TEST_CASE("quantizer SIMD: uniform quantize, residual and decode loops equal the portable ones")
 {
+#if TERSE_QUANTIZER_AVX512
+  static_assert(sixteen_lane_rule<uniform_host_rule<8>>, "uniform<8> takes the 512-bit group loop here");
+#endif
   std::vector<float> g, e_old;
   for (const auto& range : {std::pair{-0.05f, 0.05f}, std::pair{-FLT_MAX, FLT_MAX}, std::pair{1e-41f, 3e-41f},
                             std::pair{0.5f, 0.5f}, std::pair{-1e-30f, 1e30f}}) {
@@ -307,3 +310,75 @@ TEST_CASE_TEMPLATE("cast SIMD: conversions, checks and decodes equal the portabl
 }
 
 #endif  // TERSE_CAST_SIMD
+
+#if TERSE_CAST_AVX512
+
+TEST_CASE("cast AVX-512: bf16 encode equals the portable one at every size, offset and store kind")
+{
+  const terse::random_stream bits_stream{.seed = 9, .step = 3, .stream = 4};
+  const std::size_t most = 4099;
+  std::vector<float> values(most), e_old(most);
+  for (std::size_t i = 0; i < most; ++i) {
+    std::uint32_t b = bits_stream.bits(i);
+    if (i % 5 != 0) {
+      b = (b & 0x80ffffffu) | 0x3c000000u;  // mostly ordinary magnitudes
+    } else if ((b & 0x7f800000u) == 0x7f800000u) {
+      b &= 0xbfffffffu;  // finite, but some beyond the bf16 range
+    }
+    std::memcpy(&values[i], &b, 4);
+    e_old[i] = values[(i * 7) % most] * 1e-3f;
+  }
+  constexpr std::size_t guard = 64;
+  const auto compare = [&]<terse::compress::overflow Policy>() {
+    for (std::size_t count : {0, 1, 15, 16, 31, 32, 33, 95, 1000, 4099}) {
+      for (std::size_t offset : {0, 1, 2, 6, 30, 62}) {
+        for (bool streaming : {false, true}) {
+          for (bool residual : {false, true}) {
+            CAPTURE(count);
+            CAPTURE(offset);
+            CAPTURE(streaming);
+            CAPTURE(residual);
+            std::vector<std::byte> wide(2 * most + 2 * guard, std::byte{0xA5});
+            std::vector<std::byte> portable(2 * most);
+            std::vector<float> e_wide(most + 1, -7.0f), e_portable(most);
+            std::byte* out = wide.data() + guard + offset;
+            const float* e_in = residual ? e_old.data() : nullptr;
+            const bool ok = cast_encode_bf16_avx512<Policy>(values.data(), e_in, residual ? e_wide.data() : nullptr,
+                                                            count, out, streaming);
+            const bool ok_portable = cast_encode_portable<terse::bf16, Policy>(
+                values.data(), e_in, residual ? e_portable.data() : nullptr, count, portable.data());
+            CHECK(ok == ok_portable);
+            CHECK(std::memcmp(out, portable.data(), 2 * count) == 0);
+            std::size_t touched = 0;  // bytes written outside the payload
+            for (std::size_t k = 0; k < wide.size(); ++k) {
+              const bool inside = k >= guard + offset && k < guard + offset + 2 * count;
+              touched += !inside && wide[k] != std::byte{0xA5} ? 1 : 0;
+            }
+            CHECK(touched == 0);
+            if (residual) {
+              CHECK(std::memcmp(e_wide.data(), e_portable.data(), 4 * count) == 0);
+              CHECK(e_wide[count] == -7.0f);
+            }
+          }
+        }
+      }
+    }
+  };
+  compare.template operator()<terse::compress::overflow::raise>();
+  compare.template operator()<terse::compress::overflow::infinity>();
+  compare.template operator()<terse::compress::overflow::saturate>();
+  std::vector<float> bad(100, 1.0f);
+  std::vector<std::byte> out(200);
+  for (float special : {NAN, -INFINITY, INFINITY}) {
+    for (std::size_t at : {0, 40, 99}) {
+      bad.assign(100, 1.0f);
+      bad[at] = special;
+      CHECK(!cast_encode_bf16_avx512<terse::compress::overflow::infinity>(bad.data(), nullptr, nullptr, 100, out.data(),
+                                                                          true));
+      CHECK(!cast_encode_bf16_avx512<terse::compress::overflow::saturate>(bad.data(), nullptr, nullptr, 100, out.data(),
+                                                                          false));
+    }
+  }
+}
+
+#endif  // TERSE_CAST_AVX512

@@ -3,8 +3,9 @@
 /// Host loops of `compress::cast<Storage>`: convert (optionally with the
 /// residual) under an overflow policy, check 16-bit values, and add them
 /// into an accumulator. The
-/// F16C (fp16) and AVX2 (bf16) paths produce the same bits as the portable
-/// ones; the tests compare them on random bit patterns.
+/// F16C (fp16), AVX2 and AVX-512 (bf16) paths produce the same bits as the
+/// portable ones; the tests compare them on random bit patterns. Large bf16
+/// payloads are written with non-temporal stores (cast_streaming_bytes).
 ///
 /// Outputs and payloads are byte pointers of any alignment.
 
@@ -22,6 +23,12 @@
 #include <immintrin.h>
 #else
 #define TERSE_CAST_SIMD 0
+#endif
+
+#if TERSE_CAST_SIMD && defined(__AVX512F__)
+#define TERSE_CAST_AVX512 1  // bf16 encode on 16 lanes
+#else
+#define TERSE_CAST_AVX512 0
 #endif
 
 namespace terse::detail {
@@ -221,9 +228,124 @@ void cast_decode_simd(const std::byte* in, std::size_t n, float* out) noexcept
 }
 #endif
 
+#if TERSE_CAST_AVX512
+/// Payloads from this size on are written with streaming (non-temporal)
+/// stores. Beyond a core's private caches the input, twice the payload's
+/// size, evicts the payload as it is written anyway, and it leaves for the
+/// network rather than being read back here: streaming skips the read for
+/// ownership of every destination line, a third of the memory traffic.
+inline constexpr std::size_t cast_streaming_bytes = std::size_t{4} << 20;
+
+// The zero-masked forms with a full mask: the plain ones start from
+// _mm512_undefined_epi32(), which g++ 12 reports as maybe-uninitialized.
+inline constexpr __mmask16 cast_all16 = 0xFFFF;
+
+/// How far ahead (in floats) the input is prefetched: the hardware
+/// prefetcher alone leaves a single core's loads short of the memory's
+/// bandwidth (measured: 1 to 2 KiB ahead is best, 4 KiB slower).
+inline constexpr std::size_t cast_prefetch_floats = 256;
+
+/// Prefetches the two cache lines from `at`.
+TERSE_FORCEINLINE void prefetch_lines128(const float* at) noexcept
+{
+  _mm_prefetch(reinterpret_cast<const char*>(at), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(at + 16), _MM_HINT_T0);
+}
+
+/// Sixteen values to bfloat16 bits in int32 lanes (round to nearest even,
+/// saturated unless `Policy` lets them round to Inf); `peak` keeps the
+/// largest magnitude bits seen, which decide finiteness and overflow.
+template <compress::overflow Policy>
+TERSE_FORCEINLINE __m512i bf16_cast16(__m512i bits, __m512i& peak) noexcept
+{
+  __m512i magnitude = _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff));
+  peak = _mm512_maskz_max_epu32(cast_all16, peak, magnitude);
+  if constexpr (Policy != compress::overflow::infinity) {
+    magnitude = _mm512_maskz_min_epu32(cast_all16, magnitude,
+                                       _mm512_set1_epi32(static_cast<int>(cast_rule<bf16>::max_finite_bits)));
+  }
+  const __m512i odd = _mm512_and_si512(_mm512_maskz_srli_epi32(cast_all16, magnitude, 16), _mm512_set1_epi32(1));
+  const __m512i rounded = _mm512_maskz_srli_epi32(
+      cast_all16, _mm512_add_epi32(_mm512_add_epi32(magnitude, _mm512_set1_epi32(0x7fff)), odd), 16);
+  // rounded | (bits >> 16 & 0x8000)
+  return _mm512_ternarylogic_epi32(rounded, _mm512_maskz_srli_epi32(cast_all16, bits, 16), _mm512_set1_epi32(0x8000),
+                                   0xF8);
+}
+
+/// Sixteen values of `g` (+ `e_old`) from `at`, cast; writes e_new.
+template <compress::overflow Policy>
+TERSE_FORCEINLINE __m256i bf16_encode16(const float* g, const float* e_old, float* e_new, std::size_t at,
+                                        __m512i& peak) noexcept
+{
+  __m512 p = _mm512_loadu_ps(g + at);
+  if (e_old != nullptr) {
+    p = _mm512_add_ps(p, _mm512_loadu_ps(e_old + at));
+  }
+  const __m512i halves = bf16_cast16<Policy>(_mm512_castps_si512(p), peak);
+  if (e_new != nullptr) {
+    _mm512_storeu_ps(e_new + at,
+                     _mm512_sub_ps(p, _mm512_castsi512_ps(_mm512_maskz_slli_epi32(cast_all16, halves, 16))));
+  }
+  return _mm512_maskz_cvtepi32_epi16(cast_all16, halves);
+}
+
+/// cast_encode_simd for bf16 on AVX-512. With `streaming`, the payload is
+/// written by 64-byte non-temporal stores from its first 64-byte boundary
+/// on (an odd address has none: then plain stores).
+template <compress::overflow Policy>
+bool cast_encode_bf16_avx512(const float* g, const float* e_old, float* e_new, std::size_t n, std::byte* out,
+                             bool streaming) noexcept
+{
+  const auto address = reinterpret_cast<std::uintptr_t>(out);
+  std::size_t i = 0;
+  if (streaming && address % 2 == 0) {
+    i = std::min(n, (64 - address % 64) % 64 / 2);
+  } else {
+    streaming = false;
+  }
+  const auto shifted = [&](auto* p, std::size_t by) { return p == nullptr ? nullptr : p + by; };
+  bool finite = cast_encode_portable<bf16, Policy>(g, e_old, e_new, i, out);
+  __m512i peak = _mm512_setzero_si512();
+  for (; i + 32 <= n; i += 32) {
+    if (i + cast_prefetch_floats + 32 <= n) {
+      prefetch_lines128(g + i + cast_prefetch_floats);
+      if (e_old != nullptr) {
+        prefetch_lines128(e_old + i + cast_prefetch_floats);
+      }
+    }
+    const __m256i h0 = bf16_encode16<Policy>(g, e_old, e_new, i, peak);
+    const __m256i h1 = bf16_encode16<Policy>(g, e_old, e_new, i + 16, peak);
+    auto* at = reinterpret_cast<__m256i*>(out + 2 * i);
+    if (streaming) {  // two halves of one line, which the line fill buffer joins
+      _mm256_stream_si256(at, h0);
+      _mm256_stream_si256(at + 1, h1);
+    } else {
+      _mm256_storeu_si256(at, h0);
+      _mm256_storeu_si256(at + 1, h1);
+    }
+  }
+  if (streaming) {
+    _mm_sfence();  // order the streamed lines before anything written after
+  }
+  finite =
+      cast_encode_portable<bf16, Policy>(g + i, shifted(e_old, i), shifted(e_new, i), n - i, out + 2 * i) && finite;
+  // Under overflow::raise a value is refused from the first magnitude that
+  // rounds to Inf, otherwise only Inf and NaN (float order is bit order).
+  const std::uint32_t limit = Policy == compress::overflow::raise ? cast_rule<bf16>::overflow_from_bits : 0x7f800000u;
+  alignas(64) std::uint32_t peaks[16];
+  _mm512_store_si512(peaks, peak);
+  return finite && *std::max_element(peaks, peaks + 16) < limit;
+}
+#endif
+
 template <class Storage, compress::overflow Policy = compress::overflow::raise>
 bool cast_encode(const float* g, const float* e_old, float* e_new, std::size_t n, std::byte* out) noexcept
 {
+#if TERSE_CAST_AVX512
+  if constexpr (std::is_same_v<Storage, bf16>) {
+    return cast_encode_bf16_avx512<Policy>(g, e_old, e_new, n, out, 2 * n >= cast_streaming_bytes);
+  }
+#endif
 #if TERSE_CAST_SIMD
   return cast_encode_simd<Storage, Policy>(g, e_old, e_new, n, out);
 #else

@@ -55,6 +55,31 @@ struct field_cursor {
   std::uint64_t bit0 = 0;
 };
 
+/// Values to ask the memory for while a bucket is quantized (a later
+/// bucket's), a few lines per group of 64: quantizing is compute-bound, and
+/// without this the min/max pass of each bucket waits for memory while the
+/// memory idles during quantizing. Empty by default.
+struct prefetch_span {
+  const float* g = nullptr;
+  const float* e_old = nullptr;  ///< null: none
+  std::size_t count = 0;
+
+  /// Prefetches the lines of values [at, at + 64) that lie in the span.
+  TERSE_FORCEINLINE void group(std::size_t at) const noexcept
+  {
+#if TERSE_QUANTIZER_AVX2
+    for (std::size_t k = at; k < at + 64 && k < count; k += 16) {
+      _mm_prefetch(reinterpret_cast<const char*>(g + k), _MM_HINT_T1);
+      if (e_old != nullptr) {
+        _mm_prefetch(reinterpret_cast<const char*>(e_old + k), _MM_HINT_T1);
+      }
+    }
+#else
+    (void)at;
+#endif
+  }
+};
+
 // --- quantize: portable ----------------------------------------------------------
 
 /// Quantizes `count` values whose first draw index is `j0`, element by
@@ -206,12 +231,42 @@ TERSE_FORCEINLINE void quantize_group_avx2(const R& rule, const __m256i words[4]
   store_fields64<R::bits>(fields, out);
 }
 
+#if TERSE_QUANTIZER_AVX512
+/// Rules of 8-bit fields with sixteen-lane forms (code16, value16; they say
+/// so by `sixteen_lanes`) quantize on 512-bit registers.
+template <class R>
+concept sixteen_lane_rule = R::bits == 8 && requires
+{
+  requires R::sixteen_lanes;
+};
+
+/// quantize_group_avx2 on sixteen lanes, from the group's blocks as
+/// philox_blocks leaves them.
+template <class R, bool Residual>
+TERSE_FORCEINLINE void quantize_group_avx512(const R& rule, const __m512i blocks[4], quantizer_source src,
+                                             std::uint8_t* out) noexcept
+{
+  for (int w = 0; w < 4; ++w) {
+    __m512 p = _mm512_loadu_ps(src.g + 16 * w);
+    if constexpr (Residual) {
+      p = _mm512_add_ps(p, _mm512_loadu_ps(src.e_old + 16 * w));
+    }
+    const __m512i field = rule.template code16<Residual>(p, dither16(blocks[w]));
+    if constexpr (Residual) {
+      _mm512_storeu_ps(src.e_new + 16 * w, _mm512_sub_ps(p, rule.value16(field)));
+    }
+    // Unsigned saturation: 256 (reached without the clamp) stores 255.
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * w), _mm512_maskz_cvtusepi32_epi8(0xFFFF, field));
+  }
+}
+#endif
+
 /// Quantizes `count` values (draw index of the first: j0) with whole
 /// 64-element groups in SIMD, two at a time where it can, and ragged pieces
 /// in the portable loop.
 template <class R, bool Residual>
 void quantize_avx2(const R& rule, const random_stream& stream, const philox8_keys& keys, quantizer_source src,
-                   std::size_t count, std::uint64_t j0, field_cursor out) noexcept
+                   std::size_t count, std::uint64_t j0, field_cursor out, const prefetch_span& ahead = {}) noexcept
 {
   std::size_t i = 0;
   while (i < count) {
@@ -227,10 +282,24 @@ void quantize_avx2(const R& rule, const random_stream& stream, const philox8_key
 #if TERSE_QUANTIZER_AVX512
     // Four groups: more independent work per Philox round (measured best
     // with 32 registers; with AVX2's 16, two).
+    if constexpr (sixteen_lane_rule<R>) {
+      if (count - i >= 256) {
+        __m512i blocks[4][4];
+        philox_blocks<4>(keys, j / draws_per_group, blocks);
+        for (int g = 0; g < 4; ++g) {
+          const auto at = i + 64 * static_cast<std::size_t>(g);
+          ahead.group(at);
+          quantize_group_avx512<R, Residual>(rule, blocks[g], src.shifted(at), out.base + bit / 8 + 64 * g);
+        }
+        i += 256;
+        continue;
+      }
+    }
     if (count - i >= 256) {
       __m256i words[16];
       philox_groups<4>(keys, j / draws_per_group, words);
       for (int g = 0; g < 4; ++g) {
+        ahead.group(i + 64 * static_cast<std::size_t>(g));
         quantize_group_avx2<R, Residual>(rule, words + 4 * g, src.shifted(i + 64 * static_cast<std::size_t>(g)),
                                          out.base + bit / 8 + 8 * R::bits * static_cast<std::size_t>(g));
       }
@@ -241,12 +310,15 @@ void quantize_avx2(const R& rule, const random_stream& stream, const philox8_key
     if (count - i >= 128) {
       __m256i words[8];
       philox_groups<2>(keys, j / draws_per_group, words);
+      ahead.group(i);
+      ahead.group(i + 64);
       quantize_group_avx2<R, Residual>(rule, words, src.shifted(i), out.base + bit / 8);
       quantize_group_avx2<R, Residual>(rule, words + 4, src.shifted(i + 64), out.base + bit / 8 + 8 * R::bits);
       i += 128;
     } else {
       __m256i words[4];
       philox_groups<1>(keys, j / draws_per_group, words);
+      ahead.group(i);
       quantize_group_avx2<R, Residual>(rule, words, src.shifted(i), out.base + bit / 8);
       i += 64;
     }
@@ -293,11 +365,12 @@ struct quantizer_draws {
 
 template <class R, bool Residual>
 void quantize(const R& rule, const quantizer_draws& draws, quantizer_source src, std::size_t count, std::uint64_t j0,
-              field_cursor out) noexcept
+              field_cursor out, const prefetch_span& ahead = {}) noexcept
 {
 #if TERSE_QUANTIZER_AVX2
-  quantize_avx2<R, Residual>(rule, draws.stream, draws.keys, src, count, j0, out);
+  quantize_avx2<R, Residual>(rule, draws.stream, draws.keys, src, count, j0, out, ahead);
 #else
+  (void)ahead;
   quantize_portable<R, Residual>(rule, draws.stream, src, count, j0, out);
 #endif
 }

@@ -5,7 +5,9 @@
 ///
 /// `TERSE_QUANTIZER_AVX2` is 1 when the translation unit is compiled with
 /// AVX2 and FMA (e.g. -march=native on a recent x86), for host code only;
-/// `TERSE_QUANTIZER_AVX512` adds 512-bit Philox rounds when AVX-512F is on.
+/// `TERSE_QUANTIZER_AVX512` adds 512-bit Philox rounds when AVX-512F is on
+/// (and, in uniform_host.hpp and quantizer_engine.hpp, 512-bit min/max and
+/// 8-bit uniform quantizing).
 /// Every fast path has a portable twin that produces the same bits; the
 /// tests compare them. Compile every translation unit of a program with the
 /// same -m flags: the dispatching functions are inline.
@@ -24,7 +26,7 @@
 #endif
 
 #if TERSE_QUANTIZER_AVX2 && defined(__AVX512F__)
-#define TERSE_QUANTIZER_AVX512 1  // Philox on 512-bit registers (the rest stays AVX2)
+#define TERSE_QUANTIZER_AVX512 1  // Philox, min/max and 8-bit uniform on 512-bit registers
 #else
 #define TERSE_QUANTIZER_AVX512 0
 #endif
@@ -96,28 +98,58 @@ struct philox8_keys {
 // _mm512_undefined_epi32(), which g++ 12 reports as maybe-uninitialized.
 inline constexpr __mmask8 all8 = 0xFF;
 
+/// The high words of eight 64-bit products in the low halves (junk in the
+/// high halves): a shuffle, which runs beside the multiplies rather than
+/// on their port as a 64-bit shift would.
+TERSE_FORCEINLINE __m512i high_words(__m512i products) noexcept
+{
+  return _mm512_maskz_shuffle_epi32(0xFFFF, products, static_cast<_MM_PERM_ENUM>(0xF5));  // dwords 1, 1, 3, 3
+}
+
 /// One Philox round on eight blocks.
 TERSE_FORCEINLINE void philox_round8(__m512i c[4], __m512i key0, __m512i key1) noexcept
 {
   const __m512i p0 = _mm512_maskz_mul_epu32(all8, c[0], _mm512_set1_epi32(static_cast<int>(philox_m0)));
   const __m512i p1 = _mm512_maskz_mul_epu32(all8, c[2], _mm512_set1_epi32(static_cast<int>(philox_m1)));
-  c[0] = _mm512_ternarylogic_epi32(_mm512_maskz_srli_epi64(all8, p1, 32), c[1], key0, 0x96);  // three-way xor
+  c[0] = _mm512_ternarylogic_epi32(high_words(p1), c[1], key0, 0x96);  // three-way xor
   c[1] = p1;
-  c[2] = _mm512_ternarylogic_epi32(_mm512_maskz_srli_epi64(all8, p0, 32), c[3], key1, 0x96);
+  c[2] = _mm512_ternarylogic_epi32(high_words(p0), c[3], key1, 0x96);
   c[3] = p0;
 }
 
-/// Philox4x32-10 of the 8 * groups blocks from 8 * group: out[4 * g + w]
-/// holds word w of blocks 8 * (group + g) + l in lane l. Equals
-/// random_stream::block.
-template <int Groups>
-TERSE_FORCEINLINE void philox_groups(const philox8_keys& keys, std::uint64_t group, __m256i out[4 * Groups]) noexcept
+// Full unrolling for g++ and clang (nvcc's front end does not know the
+// GCC spelling and warns).
+#if defined(__GNUC__) && !defined(__CUDACC__)
+#define TERSE_PHILOX_UNROLL(n) _Pragma(TERSE_PHILOX_UNROLL_TEXT(GCC unroll n))
+#define TERSE_PHILOX_UNROLL_TEXT(x) #x
+#else
+#define TERSE_PHILOX_UNROLL(n)
+#endif
+
+/// Rounds First..9 on `Groups` groups of eight blocks, unrolled so the
+/// counters stay in registers (a loop from a run-time first round kept
+/// them in memory).
+template <int First, int Groups>
+TERSE_FORCEINLINE void philox_rounds8(const philox8_keys& keys, __m512i c[Groups][4]) noexcept
 {
-  __m512i c[Groups][4];
+  TERSE_PHILOX_UNROLL(10)
+  for (int round = First; round < 10; ++round) {
+    TERSE_PHILOX_UNROLL(4)
+    for (int g = 0; g < Groups; ++g) {
+      philox_round8(c[g], keys.key0[round], keys.key1[round]);
+    }
+  }
+}
+
+/// Philox4x32-10 of the 8 * groups blocks from 8 * group: c[g][w] holds
+/// word w of block 8 * (group + g) + l in the low half of 64-bit lane l
+/// (junk in the high halves). Equals random_stream::block.
+template <int Groups>
+TERSE_FORCEINLINE void philox_blocks(const philox8_keys& keys, std::uint64_t group, __m512i c[Groups][4]) noexcept
+{
   const std::uint64_t last = (group + Groups) * 8 - 1;
   const __m512i m0 = _mm512_set1_epi32(static_cast<int>(philox_m0));
   const __m512i m1 = _mm512_set1_epi32(static_cast<int>(philox_m1));
-  int round = 0;
   if ((last >> 32) == 0) {
     // Blocks below 2^32: rounds 0 and 1 with their block-independent halves
     // precomputed (two products per block instead of four).
@@ -126,14 +158,14 @@ TERSE_FORCEINLINE void philox_groups(const philox8_keys& keys, std::uint64_t gro
       const __m512i c0 =
           _mm512_add_epi64(_mm512_set1_epi64(static_cast<long long>(first)), _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
       const __m512i p0 = _mm512_maskz_mul_epu32(all8, c0, m0);
-      const __m512i c2 = _mm512_xor_si512(_mm512_maskz_srli_epi64(all8, p0, 32), keys.round0_c2);
+      const __m512i c2 = _mm512_xor_si512(high_words(p0), keys.round0_c2);
       const __m512i p1 = _mm512_maskz_mul_epu32(all8, c2, m1);
-      c[g][0] = _mm512_xor_si512(_mm512_maskz_srli_epi64(all8, p1, 32), keys.round1_c0);
+      c[g][0] = _mm512_xor_si512(high_words(p1), keys.round1_c0);
       c[g][1] = p1;
       c[g][2] = _mm512_xor_si512(p0, keys.round1_c2);
       c[g][3] = keys.round1_c3;
     }
-    round = 2;
+    philox_rounds8<2, Groups>(keys, c);
   } else {
     for (int g = 0; g < Groups; ++g) {
       const std::uint64_t first = (group + static_cast<std::uint64_t>(g)) * 8;  // the low word cannot carry in 8
@@ -143,12 +175,17 @@ TERSE_FORCEINLINE void philox_groups(const philox8_keys& keys, std::uint64_t gro
       c[g][2] = keys.stream;
       c[g][3] = keys.step;
     }
+    philox_rounds8<0, Groups>(keys, c);
   }
-  for (; round < 10; ++round) {
-    for (int g = 0; g < Groups; ++g) {
-      philox_round8(c[g], keys.key0[round], keys.key1[round]);
-    }
-  }
+}
+
+/// As philox_blocks, with out[4 * g + w] holding word w of blocks
+/// 8 * (group + g) + l in lane l.
+template <int Groups>
+TERSE_FORCEINLINE void philox_groups(const philox8_keys& keys, std::uint64_t group, __m256i out[4 * Groups]) noexcept
+{
+  __m512i c[Groups][4];
+  philox_blocks<Groups>(keys, group, c);
   for (int g = 0; g < Groups; ++g) {
     for (int w = 0; w < 4; ++w) {
       out[4 * g + w] = _mm512_maskz_cvtepi64_epi32(all8, c[g][w]);
@@ -233,6 +270,25 @@ TERSE_FORCEINLINE __m256 dither8(__m256i words, int half) noexcept
   const __m256i k = half == 0 ? _mm256_and_si256(words, _mm256_set1_epi32(0xffff)) : _mm256_srli_epi32(words, 16);
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(k), _mm256_set1_ps(0x1p-16f), _mm256_set1_ps(0x1p-17f));
 }
+
+#if TERSE_QUANTIZER_AVX512
+/// The dithers of the sixteen consecutive elements that draw from word w of
+/// eight blocks (`blocks`, as philox_blocks leaves it): the low halves in
+/// lanes 0-7, the high halves in lanes 8-15. Each 16-bit draw k is rotated
+/// into mantissa bits 7-22 under the exponent of 1, with bit 6 set, which
+/// makes 1 + (k + 1/2) 2^-16 exactly; less 1 that is dither(k), exactly.
+TERSE_FORCEINLINE __m512 dither16(__m512i blocks) noexcept
+{
+  const __m512i low_words = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14);
+  const __m512i rotations = _mm512_setr_epi32(7, 7, 7, 7, 7, 7, 7, 7, 23, 23, 23, 23, 23, 23, 23, 23);
+  const __m512i twice = _mm512_maskz_permutexvar_epi32(0xFFFF, low_words, blocks);
+  const __m512i rotated = _mm512_maskz_rolv_epi32(0xFFFF, twice, rotations);
+  // (rotated & 0x007fff80) | 0x3f800040
+  const __m512i one_plus =
+      _mm512_ternarylogic_epi32(rotated, _mm512_set1_epi32(0x007fff80), _mm512_set1_epi32(0x3f800040), 0xEA);
+  return _mm512_sub_ps(_mm512_castsi512_ps(one_plus), _mm512_set1_ps(1.0f));
+}
+#endif
 
 }  // namespace terse::detail
 #endif

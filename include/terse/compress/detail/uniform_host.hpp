@@ -18,6 +18,7 @@
 #include <terse/core/policy_types.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -69,6 +70,35 @@ struct uniform_host_rule {
   {
     return _mm256_min_ps(_mm256_fmadd_ps(_mm256_cvtepi32_ps(q), step8, lo8), hi8);
   }
+
+#if TERSE_QUANTIZER_AVX512
+  /// code8 and value8 on sixteen lanes (from the eight-lane constants).
+  static constexpr bool sixteen_lanes = true;
+
+  template <bool Residual>
+  TERSE_FORCEINLINE __m512i code16(__m512 v, __m512 u) const noexcept
+  {
+    const __m512 d = _mm512_fmadd_ps(v, wide(pre8), wide(neg_plo8));
+    const __m512i level = _mm512_maskz_cvttps_epi32(0xFFFF, _mm512_fmadd_ps(d, wide(scale8), u));
+    if constexpr (Bits == 8 && !Residual) {
+      return level;  // at most 256, which the unsigned saturating store makes 255
+    } else {
+      return _mm512_maskz_min_epi32(0xFFFF, level,
+                                    _mm512_maskz_broadcast_i32x4(0xFFFF, _mm256_castsi256_si128(levels8)));
+    }
+  }
+
+  TERSE_FORCEINLINE __m512 value16(__m512i q) const noexcept
+  {
+    return _mm512_maskz_min_ps(0xFFFF, _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, q), wide(step8), wide(lo8)),
+                               wide(hi8));
+  }
+
+  static TERSE_FORCEINLINE __m512 wide(__m256 x) noexcept
+  {
+    return _mm512_maskz_broadcast_f32x4(0xFFFF, _mm256_castps256_ps128(x));
+  }
+#endif
 #else
   explicit uniform_host_rule(const uniform_rule& r) noexcept : rule(r)
   {
@@ -119,6 +149,38 @@ value_range min_max_avx2(quantizer_source src, std::size_t count) noexcept
   // fma(p, 0, check) stays 0 for finite p and turns NaN for Inf or NaN.
   __m256 check[4] = {zero, zero, zero, zero};
   std::size_t i = 0;
+#if TERSE_QUANTIZER_AVX512
+  // Sixteen lanes while 64 values remain, folded into the eight-lane
+  // accumulators (min and max do not depend on the order; the zeros'
+  // signs are made canonical at the end).
+  if (count >= 64) {
+    const __m512 inf16 = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+    __m512 lo16[2] = {inf16, inf16};
+    __m512 hi16[2] = {_mm512_sub_ps(_mm512_setzero_ps(), inf16), _mm512_sub_ps(_mm512_setzero_ps(), inf16)};
+    __m512 check16[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (; i + 64 <= count; i += 64) {
+      for (int k = 0; k < 4; ++k) {
+        const std::size_t at = i + 16 * static_cast<std::size_t>(k);
+        __m512 p = _mm512_loadu_ps(src.g + at);
+        if constexpr (Residual) {
+          p = _mm512_add_ps(p, _mm512_loadu_ps(src.e_old + at));
+        }
+        lo16[k % 2] = _mm512_maskz_min_ps(0xFFFF, lo16[k % 2], p);
+        hi16[k % 2] = _mm512_maskz_max_ps(0xFFFF, hi16[k % 2], p);
+        check16[k % 2] = _mm512_fmadd_ps(p, _mm512_setzero_ps(), check16[k % 2]);
+      }
+    }
+    struct halves {  // lanes 0-7 and 8-15 (the cast intrinsics trip g++ 12's maybe-uninitialized)
+      __m256 low, high;
+    };
+    const auto lo_both = std::bit_cast<halves>(_mm512_maskz_min_ps(0xFFFF, lo16[0], lo16[1]));
+    const auto hi_both = std::bit_cast<halves>(_mm512_maskz_max_ps(0xFFFF, hi16[0], hi16[1]));
+    const auto check_both = std::bit_cast<halves>(_mm512_add_ps(check16[0], check16[1]));
+    lo[0] = _mm256_min_ps(lo_both.low, lo_both.high);
+    hi[0] = _mm256_max_ps(hi_both.low, hi_both.high);
+    check[0] = _mm256_add_ps(check_both.low, check_both.high);
+  }
+#endif
   for (; i + 32 <= count; i += 32) {
     for (int k = 0; k < 4; ++k) {
       const __m256 p = load_source8<Residual>(src, i + 8 * static_cast<std::size_t>(k));
@@ -187,8 +249,12 @@ void uniform_encode_body(std::uint64_t bucket, const codec_context& ctx, quantiz
     wire::store(body + 8 * k, range.lo);
     wire::store(body + 8 * k + 4, range.hi);
     const uniform_host_rule<Bits> rule(uniform_rule::make(range.lo, range.hi, (1u << Bits) - 1));
+    // the bucket after next: its lines arrive while the next one is coded
+    const std::size_t later = std::min<std::size_t>(n, first + 2 * static_cast<std::size_t>(bucket));
+    const quantizer_source next = src.shifted(later);
+    const prefetch_span ahead{next.g, next.e_old, std::min<std::size_t>(bucket, n - later)};
     quantize<uniform_host_rule<Bits>, Residual>(rule, draws, src.shifted(first), count, ctx.offset + first,
-                                                {fields, static_cast<std::uint64_t>(first) * Bits});
+                                                {fields, static_cast<std::uint64_t>(first) * Bits}, ahead);
   }
   clear_padding(fields, n, Bits);
 }

@@ -41,6 +41,10 @@ struct run_context {
   double gbps = 10;
   double latency_s = 25e-6;
   bool cosine_lr = true;  ///< decay the learning rate to zero over the run (cosine); else constant
+  /// Under SMPI: forward+backward charged at this many flop/s of simulated
+  /// time, codec work at its declared speed, and the simulated clock
+  /// recorded (--declared-compute; 0: off).
+  double declared_flops_per_s = 0;
   progress* bar = nullptr;
   /// Set when this process is one of `workers` MPI processes (--transport
   /// mpi); null when the workers are threads of this process.

@@ -28,6 +28,7 @@
 #include "plot.hpp"
 #include "progress.hpp"
 #include "report.hpp"
+#include "simulated_time.hpp"
 
 namespace {
 
@@ -97,7 +98,16 @@ int run(int argc, char** argv)
   }
   const bool leader = true;
 #endif
-  if (!leader && std::freopen("/dev/null", "w", stdout) == nullptr) {
+  if (opt.declared_flops_per_s > 0 &&
+      (!study::simulated::available() || opt.transport != study::worker_transport::mpi)) {
+    throw std::invalid_argument(
+        "--declared-compute: needs a terse_study built with smpicxx, run under smpirun with --transport mpi "
+        "(docs/results.md, \"Time to accuracy on a simulated cluster\")");
+  }
+  // Under SMPI every rank is a thread of this one process and shares its C
+  // library: reopening stdout would silence rank 0 too, so the other ranks
+  // skip printing instead (the guards on `leader` below).
+  if (!leader && !study::simulated::available() && std::freopen("/dev/null", "w", stdout) == nullptr) {
     throw std::runtime_error("cannot silence the standard output of MPI rank > 0");
   }
   const std::vector<std::size_t> widths = study::mlp::parse_widths(opt.model);
@@ -115,8 +125,11 @@ int run(int argc, char** argv)
   openblas_set_num_threads(1);  // the workers are the threads; BLAS calls stay on theirs
 #endif
   const auto study_start = std::chrono::steady_clock::now();
-  const study::fashion_mnist data =
-      study::load_fashion_mnist(opt.data_dir, opt.train_limit, opt.test_limit, opt.validation);
+  std::optional<study::fashion_mnist> own_data;
+  const study::fashion_mnist& data =
+      study::simulated::available()
+          ? study::simulated::shared_fashion_mnist(opt.data_dir, opt.train_limit, opt.test_limit, opt.validation)
+          : own_data.emplace(study::load_fashion_mnist(opt.data_dir, opt.train_limit, opt.test_limit, opt.validation));
   const std::string evaluated_on = data.validation ? "validation" : "test";
   if (widths.front() != data.train.features) {
     throw std::invalid_argument("--model " + opt.model + ": the first width must be " +
@@ -138,14 +151,23 @@ int run(int argc, char** argv)
   std::filesystem::create_directories(opt.out_dir);
 
   const study::mlp model(widths);
-  std::printf("terse study: %s (%zu parameters) on Fashion-MNIST (%zu train, %zu %s), %d %s x batch %zu,\n",
-              model.name().c_str(), model.parameter_count(), data.train.count, data.test.count,
-              data.validation ? "validation, held out of train" : "test", opt.workers,
-              opt.transport == study::worker_transport::mpi ? "MPI processes" : "workers", opt.batch);
-  std::printf("  %llu steps (%.2f epochs), test every %llu steps, network model %.3g Gb/s + %.3g us per message\n",
-              static_cast<unsigned long long>(steps), static_cast<double>(steps) / static_cast<double>(steps_per_epoch),
-              static_cast<unsigned long long>(eval_every), opt.gbps, opt.latency_us);
-  std::fflush(stdout);
+  if (leader) {
+    std::printf("terse study: %s (%zu parameters) on Fashion-MNIST (%zu train, %zu %s), %d %s x batch %zu,\n",
+                model.name().c_str(), model.parameter_count(), data.train.count, data.test.count,
+                data.validation ? "validation, held out of train" : "test", opt.workers,
+                opt.transport == study::worker_transport::mpi ? "MPI processes" : "workers", opt.batch);
+    std::printf("  %llu steps (%.2f epochs), test every %llu steps, network model %.3g Gb/s + %.3g us per message\n",
+                static_cast<unsigned long long>(steps),
+                static_cast<double>(steps) / static_cast<double>(steps_per_epoch),
+                static_cast<unsigned long long>(eval_every), opt.gbps, opt.latency_us);
+    if (opt.declared_flops_per_s > 0) {
+      std::printf(
+          "  simulated cluster (SMPI): forward+backward declared at %.3g flop/s, codec work at terse's measured "
+          "host codec speeds\n",
+          opt.declared_flops_per_s);
+    }
+    std::fflush(stdout);
+  }
 
   const bool bar_on = leader && (opt.progress == study::progress_mode::on ||
                                  (opt.progress == study::progress_mode::automatic && isatty(STDERR_FILENO) != 0));
@@ -157,7 +179,7 @@ int run(int argc, char** argv)
             ? study::partition_iid(data.train, opt.workers, opt.seed)
             : study::partition_dirichlet(data.train, opt.workers, opt.alpha, opt.batch, opt.seed);
     const std::string partition(study::to_string(kind));
-    if (kind == study::partition_kind::dirichlet) {
+    if (kind == study::partition_kind::dirichlet && leader) {
       bar.finish();
       std::printf("non-iid partition: label skew, Dirichlet alpha = %g\n", opt.alpha);
       describe_shards(data.train, parts);
@@ -167,7 +189,8 @@ int run(int argc, char** argv)
     {
       .data = &data, .parts = &parts, .partition = partition, .widths = widths, .workers = opt.workers, .steps = steps,
       .steps_per_epoch = steps_per_epoch, .batch = opt.batch, .eval_every = eval_every, .seed = opt.seed,
-      .gbps = opt.gbps, .latency_s = opt.latency_us * 1e-6, .cosine_lr = opt.cosine_lr, .bar = &bar,
+      .gbps = opt.gbps, .latency_s = opt.latency_us * 1e-6, .cosine_lr = opt.cosine_lr,
+      .declared_flops_per_s = opt.declared_flops_per_s, .bar = &bar,
 #if defined(TERSE_STUDY_WITH_MPI)
       .mpi = world ? &*world : nullptr
 #endif
@@ -205,6 +228,14 @@ int run(int argc, char** argv)
                               partition + ": " + evaluated_on + " accuracy vs bytes sent";
     study::plot_accuracy_vs_bytes(opt.out_dir + "/accuracy_vs_bytes_" + partition + ".svg", title, runs, partition,
                                   rows.empty() ? std::nullopt : rows.front().target);
+    if (study::has_simulated_time(runs)) {
+      study::print_simulated_table(std::cout, rows, partition);
+      study::plot_accuracy_vs_simulated_time(opt.out_dir + "/accuracy_vs_simulated_time_" + partition + ".svg",
+                                             "Fashion-MNIST, " + model.name() + ", " + std::to_string(opt.workers) +
+                                                 " workers, " + partition + ": " + evaluated_on +
+                                                 " accuracy vs simulated time",
+                                             runs, partition, rows.empty() ? std::nullopt : rows.front().target);
+    }
     if (std::any_of(runs.begin(), runs.end(), [&](const study::run_result& r) { return r.decentralized; })) {
       study::plot_consensus_vs_step(opt.out_dir + "/consensus_distance_" + partition + ".svg",
                                     "Fashion-MNIST, " + model.name() + ", " + std::to_string(opt.workers) +
@@ -214,6 +245,9 @@ int run(int argc, char** argv)
   }
   settings.study_wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - study_start).count();
   study::write_results(opt.out_dir, settings, runs, configs);
+  if (study::has_simulated_time(runs)) {
+    study::write_simulated_results(opt.out_dir, runs, configs);
+  }
   std::cout << "\ncolumns: final%/best% " << evaluated_on
             << " accuracy of the averaged model; sent/rank bytes each worker sent "
                "(monitoring included);\n  vs dense = dense bytes / these bytes; steps>T, sent>T when the target "

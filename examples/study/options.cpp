@@ -87,6 +87,11 @@ compressors, feedback rules and schedules trade bytes for accuracy.
   --test-limit N      use only the first N test examples (0: all)
   --validation N      hold out the last N training examples and report accuracy on them instead
                       of the test set (which is then not read): for choosing knobs (e.g. 6000)
+  --declared-compute F  only in a terse_study built with smpicxx and run under smpirun with
+                      --transport mpi and --cfg=smpi/simulate-computation:no: charge each worker's
+                      forward+backward as 6 x parameters x batch flops at F flop/s ('gpu': 1e12)
+                      and each exchange's codec work at terse's measured codec speeds, as
+                      simulated time; the study then reports simulated seconds to the target
   --set C.KEY=VALUE   override a configuration's knob (C may be *), e.g. --set local32.lr=0.1
   --progress, --no-progress   force the progress bar on stderr on or off (default: when a terminal)
   --list              list the configurations and their knobs, then exit
@@ -194,6 +199,9 @@ study_options parse_options(int argc, char** argv)
       o.test_limit = to_unsigned(flag, take(), 0, 10'000'000);
     } else if (flag == "--validation") {
       o.validation = to_unsigned(flag, take(), 0, 10'000'000);
+    } else if (flag == "--declared-compute") {
+      const std::string& f = take();
+      o.declared_flops_per_s = f == "gpu" ? gpu_declared_flops_per_s : to_double(flag, f, 1e3, 1e18);
     } else if (flag == "--set") {
       const std::string& s = take();
       if (s.find('.') == std::string::npos || s.find('=') == std::string::npos) {

@@ -31,9 +31,12 @@ struct study_options {
   std::size_t batch = 32;        ///< per worker and step
   std::uint64_t eval_every = 0;  ///< steps between evaluations; 0: about 24 per run
   std::uint64_t seed = 1;
-  double gbps = 10;             ///< modelled network bandwidth per link
-  double latency_us = 25;       ///< modelled per-message latency
-  bool cosine_lr = true;        ///< --lr-decay cosine (default) or none
+  double gbps = 10;        ///< modelled network bandwidth per link
+  double latency_us = 25;  ///< modelled per-message latency
+  bool cosine_lr = true;   ///< --lr-decay cosine (default) or none
+  /// Under SMPI: each worker's compute charged as simulated time, forward and
+  /// backward at this many flop/s (0: off; study::simulated).
+  double declared_flops_per_s = 0;
   std::size_t train_limit = 0;  ///< use the first N training examples (0: all)
   std::size_t test_limit = 0;
   /// Hold out this many training examples and evaluate on them instead of
@@ -46,6 +49,10 @@ struct study_options {
   bool list = false;
   bool help = false;
 };
+
+/// What --declared-compute gpu stands for: 1 Tflop/s, about what one GPU
+/// sustains on this small MLP at batch 32 (far below its peak).
+inline constexpr double gpu_declared_flops_per_s = 1e12;
 
 /// Parses argv; throws std::invalid_argument with a message naming the
 /// offending argument.

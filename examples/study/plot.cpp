@@ -119,10 +119,21 @@ void draw_series(std::ostringstream& svg, std::size_t index, const std::vector<s
       << "/>\n<text x=\"" << right + 56 << "\" y=\"" << ly + 4 << "\">" << escape(legend) << "</text>\n";
 }
 
-}  // namespace
+/// "0.1 s", "10 s": the label of a power of ten of seconds.
+std::string seconds_label(int exponent)
+{
+  char text[32];
+  std::snprintf(text, sizeof text, "%g s", std::pow(10.0, exponent));
+  return text;
+}
 
-void plot_accuracy_vs_bytes(const std::string& path, const std::string& title, const std::vector<run_result>& runs,
-                            const std::string& partition, std::optional<double> target)
+/// Accuracy against a positive, growing quantity of each evaluation (bytes
+/// sent, simulated seconds) on a log x axis; `x_of` gives it, `x_tick` labels
+/// its decades.
+template <class XOf, class XTick>
+void plot_accuracy_against(const std::string& path, const std::string& title, const std::vector<run_result>& runs,
+                           const std::string& partition, std::optional<double> target, XOf x_of, XTick x_tick,
+                           const std::string& x_label)
 {
   std::vector<const run_result*> lines;
   for (const run_result& r : runs) {
@@ -139,9 +150,9 @@ void plot_accuracy_vs_bytes(const std::string& path, const std::string& title, c
   double lowest = 1;
   for (const run_result* r : lines) {
     for (const curve_point& p : r->curve) {
-      if (p.bytes_sent > 0) {
-        min_bytes = std::min(min_bytes, p.bytes_sent);
-        max_bytes = std::max(max_bytes, p.bytes_sent);
+      if (x_of(p) > 0) {
+        min_bytes = std::min(min_bytes, x_of(p));
+        max_bytes = std::max(max_bytes, x_of(p));
       }
       best = std::max(best, p.accuracy);
       lowest = std::min(lowest, p.accuracy);
@@ -168,7 +179,7 @@ void plot_accuracy_vs_bytes(const std::string& path, const std::string& title, c
     const double x = sx(std::pow(10.0, e));
     svg << "<line x1=\"" << number(x) << "\" y1=\"" << top << "\" x2=\"" << number(x) << "\" y2=\"" << bottom
         << "\" stroke=\"#ddd\"/>\n<text x=\"" << number(x) << "\" y=\"" << bottom + 18 << "\" text-anchor=\"middle\">"
-        << decade_label(e) << "</text>\n";
+        << x_tick(e) << "</text>\n";
     for (int m = 2; m < 10 && e < x_hi; ++m) {
       const double xm = sx(m * std::pow(10.0, e));
       svg << "<line x1=\"" << number(xm) << "\" y1=\"" << bottom << "\" x2=\"" << number(xm) << "\" y2=\"" << bottom - 5
@@ -182,8 +193,7 @@ void plot_accuracy_vs_bytes(const std::string& path, const std::string& title, c
         << "\" stroke=\"#ddd\"/>\n<text x=\"" << left - 8 << "\" y=\"" << number(y + 4) << "\" text-anchor=\"end\">"
         << a << "%</text>\n";
   }
-  frame_and_labels(svg, "bytes sent per worker (log scale; monitoring included)",
-                   "test accuracy of the averaged model");
+  frame_and_labels(svg, x_label, "test accuracy of the averaged model");
   if (target) {
     const double y = sy(*target);
     svg << "<line x1=\"" << left << "\" y1=\"" << number(y) << "\" x2=\"" << right << "\" y2=\"" << number(y)
@@ -194,14 +204,33 @@ void plot_accuracy_vs_bytes(const std::string& path, const std::string& title, c
   for (std::size_t i = 0; i < lines.size(); ++i) {
     std::vector<std::pair<double, double>> points;
     for (const curve_point& p : lines[i]->curve) {
-      if (p.bytes_sent > 0) {
-        points.emplace_back(sx(p.bytes_sent), sy(p.accuracy));
+      if (x_of(p) > 0) {
+        points.emplace_back(sx(x_of(p)), sy(p.accuracy));
       }
     }
     draw_series(svg, i, points, lines[i]->config + " (" + number(lines[i]->final_accuracy() * 100) + "%)");
   }
   svg << "</svg>\n";
   write_file(path, svg.str());
+}
+
+}  // namespace
+
+void plot_accuracy_vs_bytes(const std::string& path, const std::string& title, const std::vector<run_result>& runs,
+                            const std::string& partition, std::optional<double> target)
+{
+  plot_accuracy_against(
+      path, title, runs, partition, target, [](const curve_point& p) { return p.bytes_sent; }, decade_label,
+      "bytes sent per worker (log scale; monitoring included)");
+}
+
+void plot_accuracy_vs_simulated_time(const std::string& path, const std::string& title,
+                                     const std::vector<run_result>& runs, const std::string& partition,
+                                     std::optional<double> target)
+{
+  plot_accuracy_against(
+      path, title, runs, partition, target, [](const curve_point& p) { return p.simulated_s; }, seconds_label,
+      "simulated seconds of training (log scale; SMPI, declared compute)");
 }
 
 void plot_consensus_vs_step(const std::string& path, const std::string& title, const std::vector<run_result>& runs,

@@ -1,5 +1,6 @@
 #include "report.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -180,6 +181,76 @@ void print_table(std::ostream& out, const std::vector<comparison>& rows, const s
         out << "the survivors never agreed on it and mixed around it on the old graph";
       }
       out << " (figures after it are the survivors')\n";
+    }
+  }
+}
+
+bool has_simulated_time(const std::vector<run_result>& runs)
+{
+  return std::any_of(runs.begin(), runs.end(), [](const run_result& r) {
+    return std::any_of(r.curve.begin(), r.curve.end(), [](const curve_point& p) { return p.simulated_s > 0; });
+  });
+}
+
+void print_simulated_table(std::ostream& out, const std::vector<comparison>& rows, const std::string& partition)
+{
+  out << "\n" << partition << " partition, simulated cluster (SMPI, declared compute)";
+  if (!rows.empty() && rows.front().target) {
+    out << format(" - target accuracy %.2f%%", *rows.front().target * 100);
+  }
+  out << "\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "%-17s %7s %10s %10s %7s %10s %10s\n", "config", "final%", "sent/rank", "sim total",
+                "steps>T", "sent>T", "sim>T");
+  out << line;
+  for (const comparison& row : rows) {
+    const run_result& r = *row.run;
+    const double total = r.curve.empty() ? 0.0 : r.curve.back().simulated_s;
+    std::snprintf(line, sizeof line, "%-17s %7.2f %10s %9.3fs %7s %10s %10s%s\n", r.config.c_str(),
+                  r.final_accuracy() * 100, human_bytes(r.bytes_sent).c_str(), total,
+                  row.hit ? std::to_string(row.hit->step).c_str() : "-",
+                  row.hit ? human_bytes(row.hit->bytes_sent).c_str() : "-",
+                  row.hit ? format("%.3fs", row.hit->simulated_s).c_str() : "-", r.failure.empty() ? "" : "  FAILED");
+    out << line;
+  }
+}
+
+void write_simulated_results(const std::string& dir, const std::vector<run_result>& runs,
+                             const std::vector<configuration>& configs)
+{
+  std::vector<std::string> partitions;
+  for (const run_result& r : runs) {
+    if (std::find(partitions.begin(), partitions.end(), r.partition) == partitions.end()) {
+      partitions.push_back(r.partition);
+    }
+  }
+  std::ofstream summary = open(dir + "/time_to_accuracy.csv");
+  summary << "partition,config,final_accuracy,bytes_sent_per_rank,simulated_s,target_accuracy,steps_to_target,"
+             "bytes_to_target,simulated_s_to_target\n";
+  for (const std::string& p : partitions) {
+    for (const comparison& row : compare(runs, configs, p)) {
+      const run_result& r = *row.run;
+      summary << r.partition << ',' << csv_field(r.config) << ',' << format("%.6f", r.final_accuracy()) << ','
+              << format("%.0f", r.bytes_sent) << ','
+              << format("%.9g", r.curve.empty() ? 0.0 : r.curve.back().simulated_s) << ',' << csv_optional(row.target)
+              << ',' << (row.hit ? std::to_string(row.hit->step) : "") << ','
+              << (row.hit ? format("%.0f", row.hit->bytes_sent) : "") << ','
+              << (row.hit ? format("%.9g", row.hit->simulated_s) : "") << '\n';
+    }
+  }
+  std::ofstream curves = open(dir + "/simulated_curves.csv");
+  curves << "partition,config,step,epoch,bytes_sent_per_rank,accuracy,simulated_s\n";
+  for (const run_result& r : runs) {
+    for (const curve_point& p : r.curve) {
+      curves << r.partition << ',' << csv_field(r.config) << ',' << p.step << ',' << format("%.4f", p.epoch) << ','
+             << format("%.0f", p.bytes_sent) << ',' << format("%.6f", p.accuracy) << ','
+             << format("%.9g", p.simulated_s) << '\n';
+    }
+  }
+  for (std::ofstream* f : {&summary, &curves}) {
+    f->flush();
+    if (!*f) {
+      throw std::runtime_error(dir + ": writing the simulated results failed");
     }
   }
 }

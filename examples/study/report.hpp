@@ -49,6 +49,18 @@ std::vector<comparison> compare(const std::vector<run_result>& runs, const std::
 /// The table of one partition.
 void print_table(std::ostream& out, const std::vector<comparison>& rows, const std::string& partition);
 
+/// Whether the runs carry simulated time (--declared-compute under SMPI).
+bool has_simulated_time(const std::vector<run_result>& runs);
+
+/// The time-to-accuracy table of one partition: simulated seconds of
+/// training to the target and in all, next to the bytes.
+void print_simulated_table(std::ostream& out, const std::vector<comparison>& rows, const std::string& partition);
+
+/// Writes time_to_accuracy.csv (one row per run) and simulated_curves.csv
+/// (every evaluation with its simulated time) into `dir`.
+void write_simulated_results(const std::string& dir, const std::vector<run_result>& runs,
+                             const std::vector<configuration>& configs);
+
 /// Writes results.csv, curves.csv and results.json into `dir`; throws
 /// std::runtime_error naming a file that cannot be written.
 void write_results(const std::string& dir, const study_settings& settings, const std::vector<run_result>& runs,

@@ -18,7 +18,7 @@ std::optional<target_hit> first_reaching(const run_result& run, double target)
 {
   for (const curve_point& p : run.curve) {
     if (p.accuracy >= target) {
-      return target_hit{p.step, p.bytes_sent, p.comm_model_s};
+      return target_hit{p.step, p.bytes_sent, p.comm_model_s, p.simulated_s};
     }
   }
   return std::nullopt;

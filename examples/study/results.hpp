@@ -22,6 +22,9 @@ struct curve_point {
   /// (1/W) sum_i ||x_i - xbar||^2 over the workers' models, measured
   /// exactly on the unmetered transport (neither counted nor modelled).
   double consensus_distance = 0;
+  /// Simulated seconds of training (SMPI's MPI_Wtime, evaluations left
+  /// out), mean over the workers; 0 without --declared-compute.
+  double simulated_s = 0;
 };
 
 struct run_result {
@@ -54,6 +57,7 @@ struct target_hit {
   std::uint64_t step = 0;
   double bytes_sent = 0;
   double comm_model_s = 0;
+  double simulated_s = 0;
 };
 
 /// The first evaluation at or above `target`, if any.

@@ -46,6 +46,7 @@ void append_point(const run_context& ctx, std::uint64_t step, const double (&sum
       .comm_model_s = sums[3] / workers,
       .compute_s = sums[4] / workers,
       .consensus_distance = sums[7] / workers,
+      .simulated_s = sums[8] / workers,
   });
 }
 

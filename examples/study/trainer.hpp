@@ -9,6 +9,9 @@
 // (a terse::allreduce), or at the second alone (a terse::gossip: each
 // worker steps on its own gradient, then mixes its model with its
 // neighbours').
+// Over 400 lines because the loop, the collective factories it
+// instantiates and the evaluation it calls are one template unit, read
+// together; the simulated-clock helpers live in simulated_time.hpp.
 
 #include <terse/collective/allreduce.hpp>
 #include <terse/collective/gossip.hpp>
@@ -36,6 +39,7 @@
 #include "mlp.hpp"
 #include "planned_collectives.hpp"
 #include "sampler.hpp"
+#include "simulated_time.hpp"
 
 namespace study {
 
@@ -85,6 +89,7 @@ struct worker_totals {
   double compute_s = 0;
   double sync_cpu_s = 0;
   double exchanges = 0;
+  double simulated_s = 0;  ///< simulated seconds of training (--declared-compute under SMPI)
 };
 
 /// Whether a collective is a terse::gossip (else a terse::allreduce).
@@ -116,7 +121,7 @@ void add_sub_transport_totals(Collective& sync, worker_totals& own)
 }
 
 /// How many numbers evaluate() sums over the workers.
-inline constexpr std::size_t evaluation_sums = 8;
+inline constexpr std::size_t evaluation_sums = 9;
 
 /// Turns the sums evaluate() gathered into a point of the curve.
 /// `workers`: how many took part (fewer than ctx.workers once one left).
@@ -193,8 +198,8 @@ void evaluate(Base& base, const std::vector<int>& members, mlp& model, std::span
     const double d = static_cast<double>(parameters[i]) - static_cast<double>(average[i]);
     distance += d * d;
   }
-  double sums[evaluation_sums] = {score.correct, score.loss_sum, own.bytes_sent,   own.comm_model_s,
-                                  own.compute_s, train_loss_sum, train_loss_count, distance};
+  double sums[evaluation_sums] = {score.correct,  score.loss_sum,   own.bytes_sent, own.comm_model_s, own.compute_s,
+                                  train_loss_sum, train_loss_count, distance,       own.simulated_s};
   if (everyone) {
     base.allreduce(terse::host_span<double>(sums), terse::reduce_op::sum);
   } else {
@@ -219,7 +224,14 @@ void run_worker(Base& base, const run_context& ctx, const configuration& config,
   const double momentum = config.knob("momentum");
   const int rank = base.rank();
   study_transport<Base> network(terse::metered<Base&>(base), network_for(config, ctx));
-  auto sync = make_collective(network, shape, ctx, make(config, ctx));
+  auto made = make(config, ctx);
+  // --declared-compute: what each step's forward+backward and each
+  // exchange's codec work cost in simulated time (simulated_time.hpp).
+  const bool declared = ctx.declared_flops_per_s > 0;
+  const double step_seconds =
+      declared ? simulated::step_flops(shape.total(), ctx.batch) / ctx.declared_flops_per_s : 0.0;
+  const double exchange_seconds = declared ? simulated::codec_seconds(made, ctx.workers, shape.total()) : 0.0;
+  auto sync = make_collective(network, shape, ctx, std::move(made));
   constexpr bool decentralized = is_gossip<decltype(sync)>::value;
   if (rank == 0) {
     result.decentralized = decentralized;
@@ -240,6 +252,7 @@ void run_worker(Base& base, const run_context& ctx, const configuration& config,
   const auto mu = static_cast<float>(momentum);
   std::vector<int> members;  // the survivors once a worker left; empty while all are in
   int reporter = 0;          // who appends the curve and drives the progress bar
+  simulated::training_clock clock(declared);
 
   for (std::uint64_t step = 0; step < ctx.steps; ++step) {
     if (leaving.rank >= 0 && step == leaving.after_step) {
@@ -260,7 +273,10 @@ void run_worker(Base& base, const run_context& ctx, const configuration& config,
     const double t0 = thread_cpu_seconds();
     const double loss = model.train_batch(parameters, gradients, ctx.data->train, batches.next());
     const double t1 = thread_cpu_seconds();
+    simulated::charge(step_seconds);
+    std::uint64_t exchanges_before = 0;
     if constexpr (!decentralized) {
+      exchanges_before = sync.step();
       sync.on_gradients(terse::host_span<float>(gradients));  // gossip leaves each worker its own gradient
     }
     const double t2 = thread_cpu_seconds();
@@ -285,6 +301,10 @@ void run_worker(Base& base, const run_context& ctx, const configuration& config,
     }
     sync.on_parameters(terse::host_span<float>(parameters));
     const double t4 = thread_cpu_seconds();
+    if constexpr (!decentralized) {
+      // After the exchange, not inside it: its phases are not ours to split.
+      simulated::charge(exchange_seconds * static_cast<double>(sync.step() - exchanges_before));
+    }
     own.compute_s += (t1 - t0) + (t3 - t2);
     own.sync_cpu_s += (t2 - t1) + (t4 - t3);
     train_loss_sum += loss;
@@ -301,7 +321,9 @@ void run_worker(Base& base, const run_context& ctx, const configuration& config,
       } else {
         own.exchanges = static_cast<double>(sync.step());
       }
+      own.simulated_s = clock.pause();  // evaluating is a measurement, not training
       evaluate(base, members, model, parameters, average, ctx, step + 1, own, train_loss_sum, train_loss_count, result);
+      clock.resume();
     }
     if constexpr (requires { sync.members(); }) {
       if (rank == reporter && !members.empty() && result.agreed_at_round == 0 && sync.members() == members) {

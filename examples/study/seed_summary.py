@@ -10,37 +10,14 @@ the seeds; the target of each seed is that seed's dense final accuracy
 minus 0.5 points (as terse_study computes it), and the figures to the
 target are averaged over the seeds that reached it (k/n says how many).
 """
-import csv
 import statistics
 import sys
 
-
-def human_bytes(b):
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if b < 1000 or unit == "TB":
-            return f"{b:.0f} {unit}" if b >= 100 or unit == "B" else f"{b:.3g} {unit}"
-        b /= 1000
-    return ""
-
-
-def mean_sd(values, fmt):
-    if not values:
-        return "—"
-    if len(values) == 1:
-        return fmt.format(values[0])
-    return fmt.format(statistics.mean(values)) + " ± " + fmt.format(statistics.stdev(values))
+from study_tables import human_bytes, mean_sd, rows_by_config
 
 
 def main(dirs):
-    runs = {}  # config -> list of rows, one per seed
-    order = []
-    for d in dirs:
-        with open(f"{d}/results.csv", newline="") as f:
-            for row in csv.DictReader(f):
-                if row["config"] not in runs:
-                    runs[row["config"]] = []
-                    order.append(row["config"])
-                runs[row["config"]].append(row)
+    runs, order = rows_by_config(dirs, "results.csv")
     seeds = len(dirs)
     print("| configuration | knobs | final % | sent per rank | reached target | steps to target "
           "| sent to target | comm to target | comm @ 10 Gb/s | consensus distance (end) |")

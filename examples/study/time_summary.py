@@ -12,37 +12,14 @@ the target are averaged over the seeds that reached it (k/n says how many).
 The last column is dense's mean simulated time to the target over this
 configuration's.
 """
-import csv
 import statistics
 import sys
 
-
-def human_bytes(b):
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if b < 1000 or unit == "TB":
-            return f"{b:.0f} {unit}" if b >= 100 or unit == "B" else f"{b:.3g} {unit}"
-        b /= 1000
-    return ""
-
-
-def mean_sd(values, fmt):
-    if not values:
-        return "—"
-    if len(values) == 1:
-        return fmt.format(values[0])
-    return fmt.format(statistics.mean(values)) + " ± " + fmt.format(statistics.stdev(values))
+from study_tables import human_bytes, mean_sd, rows_by_config
 
 
 def main(dirs):
-    runs = {}  # config -> list of rows, one per seed
-    order = []
-    for d in dirs:
-        with open(f"{d}/time_to_accuracy.csv", newline="") as f:
-            for row in csv.DictReader(f):
-                if row["config"] not in runs:
-                    runs[row["config"]] = []
-                    order.append(row["config"])
-                runs[row["config"]].append(row)
+    runs, order = rows_by_config(dirs, "time_to_accuracy.csv")
     seeds = len(dirs)
     targets = [100 * float(r["target_accuracy"]) for r in runs.get("dense", []) if r["target_accuracy"]]
     print(f"target (dense final − 0.5 points): {mean_sd(targets, '{:.2f}')} %\n")

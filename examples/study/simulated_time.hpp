@@ -90,19 +90,6 @@ inline terse::cost::codec_speed unmeasured_codec_speed()
   return *terse::cost::measured_speed(terse::compress::uniform<4>{});
 }
 
-template <class Codec>
-inline constexpr bool has_measured_speed = false;
-template <>
-inline constexpr bool has_measured_speed<terse::compress::identity> = true;
-template <>
-inline constexpr bool has_measured_speed<terse::compress::cast_bf16> = true;
-template <>
-inline constexpr bool has_measured_speed<terse::compress::cast_fp16> = true;
-template <unsigned Bits>
-inline constexpr bool has_measured_speed<terse::compress::uniform<Bits>> = true;
-template <>
-inline constexpr bool has_measured_speed<terse::compress::topk> = true;
-
 /// The declared local work of one exchange of an allreduce over `n` floats on
 /// `world` ranks: the cost model's compute term (encode, fold or decode,
 /// requantize, commit copy; terse/cost/model.hpp) at the host codec speeds
@@ -114,7 +101,7 @@ template <class Compressor, class Feedback, class Schedule>
 double codec_seconds(const policies<Compressor, Feedback, Schedule>& made, int world, std::size_t n)
 {
   constexpr bool residual = !std::is_same_v<Feedback, terse::feedback::none>;
-  if constexpr (has_measured_speed<Compressor>) {
+  if (terse::cost::measured_speed(made.compressor)) {
     const terse::cost::step_options options{.compute = true, .residual = residual, .sparse = made.sparse};
     const terse::cost::step_plan plan = terse::cost::plan(world, n, made.compressor, options);
     double seconds = plan.compute_after_s;

@@ -208,18 +208,52 @@ struct basic_powersgd {
   void reduce(const codec_context& ctx, Transport& t, host_span<float> values)
   {
     check_usable();
+    const auto run = [&] {
+      const host_span<float> first = reduce_first(ctx, values);
+      if (first.empty()) {
+        return;  // nothing to send (n = 0): every rank shares the layout, so none communicates
+      }
+      t.allreduce(first, reduce_op::average);
+      const host_span<float> second = reduce_second(ctx, values);
+      if (!second.empty()) {
+        t.allreduce(second, reduce_op::average);
+      }
+      reduce_last(ctx, values);
+    };
     if (!ctx.tensors.empty()) {
-      detail::powersgd_reduce_tensors<Blas>(state, rank, ctx, t, values);
-      return;
+      detail::powersgd_new_group_guard created(state.groups, ctx.bucket);
+      run();
+      created.keep();
+    } else {
+      detail::powersgd_new_bucket_guard created(state, ctx.bucket);
+      run();
+      created.keep();
+    }
+  }
+
+  /// `reduce` in the three parts a collective runs between its own
+  /// exchanges, so the step's two averages can overlap other work; the same
+  /// step and bits as `reduce` when each returned span is averaged in place
+  /// (reduce_op::average over the ranks, in rank order). `reduce_first`
+  /// returns P and the flag (empty: nothing to exchange, and nothing to
+  /// call next); once that is averaged, `reduce_second` returns Q (empty:
+  /// nothing to average); once that is, `reduce_last` writes the values
+  /// (errc::non_finite on every rank alike, values and Q unchanged, as for
+  /// `reduce`). `values` is the same buffer throughout. A step abandoned
+  /// between the parts may leave a segment seen for the first time: restore
+  /// the codec with save/load (terse::allreduce does).
+  host_span<float> reduce_first(const codec_context& ctx, host_span<const float> values)
+  {
+    check_usable();
+    if (!ctx.tensors.empty()) {
+      return detail::powersgd_tensors_first<Blas>(state, rank, ctx, values);
     }
     const detail::powersgd_shape s = shape(values.size());
     if (s.n == 0) {
-      return;
+      return {};
     }
-    detail::powersgd_new_bucket_guard created(state, ctx.bucket);
     detail::powersgd_bucket& b = state.bucket(ctx.bucket, s, ctx.shared_stream());
     detail::normalise_columns(b.q.data(), b.q_hat.data(), s.p, s.k, ctx.shared_stream());
-
     const std::size_t flag_at = s.m * s.k;
     float* p = b.p.data();
     const bool finite =
@@ -228,26 +262,47 @@ struct basic_powersgd {
       std::fill(p, p + flag_at, 0.0f);
     }
     p[flag_at] = finite ? 0.0f : 1.0f;
-    t.allreduce(host_span<float>(p, flag_at + 1), reduce_op::average);
+    return host_span<float>(p, flag_at + 1);
+  }
 
+  /// See reduce_first.
+  host_span<float> reduce_second(const codec_context& ctx, host_span<const float> values)
+  {
+    if (!ctx.tensors.empty()) {
+      return detail::powersgd_tensors_second<Blas>(state, rank, ctx, values);
+    }
+    const detail::powersgd_shape s = shape(values.size());
+    detail::powersgd_bucket& b = state.bucket(ctx.bucket, s, ctx.shared_stream());
     // Every rank sees the same averaged P and flag, so all decide alike.
-    const bool flagged = p[flag_at] != 0.0f;
-    const bool ok = !flagged && detail::orthonormalise_columns(p, s.m, s.k, b.work.data());
-    if (ok) {
+    float* p = b.p.data();
+    const bool flagged = p[s.m * s.k] != 0.0f;
+    b.factors_ok = !flagged && detail::orthonormalise_columns(p, s.m, s.k, b.work.data());
+    if (b.factors_ok) {
       detail::powersgd_multiply_q<Blas>(values.data(), s, p, b.q_next.data());
     } else {
       std::fill(b.q_next.begin(), b.q_next.end(), 0.0f);  // still take part, so no peer hangs
     }
-    t.allreduce(host_span<float>(b.q_next), reduce_op::average);
+    return host_span<float>(b.q_next);
+  }
 
-    TERSE_CHECK(!flagged, errc::non_finite, "powersgd reduce: a rank's values hold NaN or Inf");
-    TERSE_CHECK(ok && detail::max_magnitude_bits(b.q_next.data(), b.q_next.size()) < detail::first_non_finite_bits &&
+  /// See reduce_first.
+  void reduce_last(const codec_context& ctx, host_span<float> values)
+  {
+    if (!ctx.tensors.empty()) {
+      detail::powersgd_tensors_last<Blas>(state, rank, ctx, values);
+      return;
+    }
+    const detail::powersgd_shape s = shape(values.size());
+    detail::powersgd_bucket& b = state.bucket(ctx.bucket, s, ctx.shared_stream());
+    const float* p = b.p.data();
+    TERSE_CHECK(p[s.m * s.k] == 0.0f, errc::non_finite, "powersgd reduce: a rank's values hold NaN or Inf");
+    TERSE_CHECK(b.factors_ok &&
+                    detail::max_magnitude_bits(b.q_next.data(), b.q_next.size()) < detail::first_non_finite_bits &&
                     detail::max_row_norm(p, s.m, s.k) * detail::max_q_row_norm(b.q_next.data(), s.k, s.p) <=
                         detail::powersgd_max_product,
                 errc::non_finite, "powersgd reduce: the averaged factors overflow float (values too large)");
     detail::powersgd_multiply_out<Blas>(p, b.q_next.data(), s, 0.0f, values.data());
     std::swap(b.q, b.q_next);
-    created.keep();
   }
 
   void save(state_writer& out) const { state.save(out, rank); }

@@ -102,6 +102,26 @@ concept self_reducing_compressor = requires(C& c, const codec_context& ctx, Tran
   c.reduce(ctx, t, values);
 };
 
+/// Optional for a self-reducing codec: its reduction in three parts with
+/// the averages left to the caller (compress::powersgd), so the collective
+/// runs them as its own exchanges, overlapped with the rest of the step.
+/// `reduce_first(ctx, values)` returns the span every rank averages in
+/// place first (empty: nothing to exchange); `reduce_second(ctx, values)`
+/// the span averaged next (empty: none); `reduce_last(ctx, values)` writes
+/// the result into `values`.
+template <class C>
+concept staged_reducing_compressor = requires(C& c, const codec_context& ctx, host_span<const float> in,
+                                              host_span<float> values)
+{
+  {
+    c.reduce_first(ctx, in)
+    } -> std::same_as<host_span<float>>;
+  {
+    c.reduce_second(ctx, in)
+    } -> std::same_as<host_span<float>>;
+  c.reduce_last(ctx, values);
+};
+
 /// Optional fusion with residual error feedback, one pass over memory:
 /// `encode_residual(ctx, g, e_old, e_new, out)` codes p = g + e_old into
 /// `out` and writes e_new = p - decode(p). It changes no state (e_new is a

@@ -76,6 +76,11 @@ class dgc_momentum {
       }
     }
   }
+  /// Only clipping looks at the whole gradient: without it (max_norm = 0)
+  /// the collective sends each bucket as soon as it is started, overlapping
+  /// the exchange with the rest of the backward pass.
+  bool needs_whole_gradient() const noexcept { return config_.max_norm > 0.0f; }
+
   /// The same, for a gradient in one flat buffer.
   void begin_step(host_span<const float> gradient, int world)
   {

@@ -59,6 +59,10 @@ class periodic_flush {
   {
     inner_.begin_step(buckets, world);
   }
+  bool needs_whole_gradient() const requires requires(const Inner& i) { i.needs_whole_gradient(); }
+  {
+    return inner_.needs_whole_gradient();
+  }
   void begin_step(host_span<const float> gradient, int world) requires requires(Inner& i)
   {
     i.begin_step(gradient, world);

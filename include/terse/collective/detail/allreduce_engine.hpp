@@ -93,6 +93,25 @@ concept sees_whole_gradient = requires(F& f, std::span<const host_span<const flo
   f.begin_step(parts, world);
 };
 
+/// Whether this step's buckets wait for each other: a rule that sees the
+/// whole gradient may say it needs no look this step (DGC without
+/// clipping), and then every bucket goes out as soon as it is started.
+template <class F>
+bool holds_whole_gradient(const F& f)
+{
+  if constexpr (!sees_whole_gradient<F>) {
+    return false;
+  } else if constexpr (requires {
+                         {
+                           f.needs_whole_gradient()
+                           } -> std::convertible_to<bool>;
+                       }) {
+    return f.needs_whole_gradient();
+  } else {
+    return true;
+  }
+}
+
 /// What one step works with. Passed to every call rather than stored, so a
 /// collective that moves leaves nothing pointing at its old self.
 template <class C, class F, class T>
@@ -119,6 +138,8 @@ class allreduce_engine {
   using policies = step_policies<C, F, T>;
   static constexpr bool compresses = !std::is_same_v<C, compress::identity>;
   static constexpr bool self_reducing = concepts::self_reducing_compressor<C, T>;
+  /// Self-reducing in parts: its averages are this engine's exchanges.
+  static constexpr bool reduces_in_parts = self_reducing && concepts::staged_reducing_compressor<C>;
   static constexpr bool fusable = concepts::residual_fusing_compressor<C> && stages_residual<F> &&
                                   C::aggregation_kind != aggregation::summable && !self_reducing;
   static constexpr bool whole_gradient = sees_whole_gradient<F>;
@@ -158,15 +179,17 @@ class allreduce_engine {
   void advance(policies& p, step_unit& u);
   void drive(policies& p, step_unit& u, bool block);
   void run_self_reducing(policies& p, step_unit& u);
+  void staged_begin(policies& p, step_unit& u);
+  void staged_advance(policies& p, step_unit& u);
   void poison(policies& p, step_unit& u);
   void commit(policies& p, const layout& shape);
   void end_step() noexcept;
 
   void post(policies& p, step_unit& u, int phase);
   template <class E>
-  void reduce_scatter(policies& p, step_unit& u, host_span<const E> elements);
+  void reduce_scatter(policies& p, step_unit& u, host_span<const E> elements, int phase = 0);
   template <class E>
-  void fold_and_allgather(policies& p, step_unit& u, host_span<const E> elements, E* out);
+  void fold_and_allgather(policies& p, step_unit& u, host_span<const E> elements, E* out, int phase = 1);
   void finish_dense(policies& p, step_unit& u);
   void finish_summable(policies& p, step_unit& u);
   void requantize_begin(policies& p, step_unit& u);

@@ -90,7 +90,9 @@ void allreduce_engine<C, F, T>::launch_compressed(policies& p, const layout& sha
   }
   u.fused = fusable;
   u.compensated = fusable ? u.input : p.feedback.compensate(seg.id, u.input);
-  if constexpr (self_reducing) {
+  if constexpr (reduces_in_parts) {
+    staged_begin(p, u);
+  } else if constexpr (self_reducing) {
     u.stage = unit_stage::waiting;  // its blocking allreduces run when the step completes
   } else if constexpr (C::aggregation_kind == aggregation::summable) {
     static_assert(concepts::summable_compressor<C>,
@@ -125,7 +127,7 @@ void allreduce_engine<C, F, T>::launch_compressed(policies& p, const layout& sha
 
 template <class C, class F, class T>
 template <class E>
-void allreduce_engine<C, F, T>::reduce_scatter(policies& p, step_unit& u, host_span<const E> elements)
+void allreduce_engine<C, F, T>::reduce_scatter(policies& p, step_unit& u, host_span<const E> elements, int phase)
 {
   const int world = p.transport.size();
   const int rank = p.transport.rank();
@@ -140,12 +142,13 @@ void allreduce_engine<C, F, T>::reduce_scatter(policies& p, step_unit& u, host_s
       recvs_.push_back(incoming<>{r, writable_bytes_of(slots + static_cast<std::size_t>(r) * mine.count, mine.count)});
     }
   }
-  post(p, u, 0);
+  post(p, u, phase);
 }
 
 template <class C, class F, class T>
 template <class E>
-void allreduce_engine<C, F, T>::fold_and_allgather(policies& p, step_unit& u, host_span<const E> elements, E* out)
+void allreduce_engine<C, F, T>::fold_and_allgather(policies& p, step_unit& u, host_span<const E> elements, E* out,
+                                                   int phase)
 {
   const int world = p.transport.size();
   const int rank = p.transport.rank();
@@ -166,7 +169,7 @@ void allreduce_engine<C, F, T>::fold_and_allgather(policies& p, step_unit& u, ho
       recvs_.push_back(incoming<>{r, writable_bytes_of(out + theirs.begin, theirs.count)});
     }
   }
-  post(p, u, 1);
+  post(p, u, phase);
 }
 
 template <class C, class F, class T>

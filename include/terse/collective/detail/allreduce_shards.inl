@@ -288,6 +288,56 @@ void allreduce_engine<C, F, T>::gather_end(policies& p, step_unit& u)
 
 // --- self-reducing (PowerSGD): the codec's own allreduces ---------------------
 
+// In parts: the codec's two averages run as this unit's dense exchanges
+// (phases 0-1 and 2-3, each a reduce-scatter and an allgather in place in
+// the codec's buffer, folded in rank order as the transports' allreduce).
+template <class C, class F, class T>
+void allreduce_engine<C, F, T>::staged_begin(policies& p, step_unit& u)
+{
+  if constexpr (reduces_in_parts) {
+    std::copy_n(u.compensated.data(), u.count, u.result.data());
+    u.factors = p.codec.reduce_first(context(p, u), host_span<const float>(u.result.data(), u.count));
+    if (u.factors.empty()) {
+      u.stage = unit_stage::done;  // nothing to send: every rank shares the layout, so none does
+      return;
+    }
+    reduce_scatter<float>(p, u, host_span<const float>(u.factors), 0);
+  } else {
+    (void)p, (void)u;
+  }
+}
+
+template <class C, class F, class T>
+void allreduce_engine<C, F, T>::staged_advance(policies& p, step_unit& u)
+{
+  if constexpr (reduces_in_parts) {
+    if (u.phase == 0 || u.phase == 2) {
+      fold_and_allgather<float>(p, u, host_span<const float>(u.factors), u.factors.data(), u.phase + 1);
+      return;
+    }
+    const codec_context ctx = context(p, u);
+    const host_span<float> values(u.result.data(), u.count);
+    if (u.phase == 1) {
+      u.factors = p.codec.reduce_second(ctx, host_span<const float>(values));
+      if (!u.factors.empty()) {
+        reduce_scatter<float>(p, u, host_span<const float>(u.factors), 2);
+        return;
+      }
+    }
+    u.stage = unit_stage::done;
+    try {
+      p.codec.reduce_last(ctx, values);
+    } catch (const error& e) {
+      if (e.code() != errc::non_finite) {
+        throw;
+      }
+      u.status = frame_status::non_finite;  // raised alike on every rank: all saw the same averages
+    }
+  } else {
+    (void)p, (void)u;
+  }
+}
+
 template <class C, class F, class T>
 void allreduce_engine<C, F, T>::run_self_reducing(policies& p, step_unit& u)
 {

@@ -39,21 +39,24 @@ void allreduce_engine<C, F, T>::start(policies p, const layout& shape, std::size
   ++started_count_;
   values_[bucket] = values;
   if constexpr (whole_gradient) {
-    // The feedback needs every bucket before it compensates any: hold the
-    // units until the last bucket arrives.
-    parts_[bucket] = host_span<const float>(values);
-    if (started_count_ < started_.size()) {
-      return;
-    }
-    p.feedback.begin_step(std::span<const host_span<const float>>(parts_), p.transport.size());
-    for (step_unit& u : units_) {
-      launch_or_poison(p, shape, u);
-    }
-  } else {
-    for (step_unit& u : units_) {
-      if (u.bucket == bucket) {
+    if (holds_whole_gradient(p.feedback)) {
+      // The feedback needs every bucket before it compensates any: hold the
+      // units until the last bucket arrives.
+      parts_[bucket] = host_span<const float>(values);
+      if (started_count_ < started_.size()) {
+        return;
+      }
+      p.feedback.begin_step(std::span<const host_span<const float>>(parts_), p.transport.size());
+      for (step_unit& u : units_) {
         launch_or_poison(p, shape, u);
       }
+      poll(p);
+      return;
+    }
+  }
+  for (step_unit& u : units_) {
+    if (u.bucket == bucket) {
+      launch_or_poison(p, shape, u);
     }
   }
   poll(p);
@@ -254,7 +257,9 @@ void allreduce_engine<C, F, T>::advance(policies& p, step_unit& u)
     }
     return;
   }
-  if constexpr (self_reducing || !compresses) {
+  if constexpr (reduces_in_parts) {
+    staged_advance(p, u);
+  } else if constexpr (self_reducing || !compresses) {
     TERSE_FAIL(errc::internal, "allreduce: this unit has no compressed exchange phases");
   } else if constexpr (C::aggregation_kind == aggregation::summable) {
     using wire_t = typename C::wire_type;

@@ -58,6 +58,7 @@ struct step_unit {
   bool reselected = false;               ///< sparse reduce-scatter: an owner re-selected each shard
   host_span<const float> input{};        ///< what this rank contributes (the caller's values, or packed)
   host_span<const float> compensated{};  ///< input plus held-back error (the feedback's buffer)
+  host_span<float> factors{};            ///< self-reducing in parts: the codec's span being averaged
   /// Compressed: the segment's tensor shapes, if the layout declares them.
   std::span<const tensor_shape> shapes{};
 

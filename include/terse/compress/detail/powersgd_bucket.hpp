@@ -17,6 +17,7 @@ struct powersgd_bucket {
   std::vector<float> q_next;  ///< (Mᵀ·P̂)ᵀ before it is committed
   std::vector<float> p;       ///< P (m×k), then P̂, plus one flag slot for reduce
   std::vector<double> work;   ///< Gram–Schmidt scratch, m×k
+  bool factors_ok = false;    ///< reduce: the averaged P was finite and P̂ independent
 
   void allocate(const powersgd_shape& s)
   {

@@ -133,13 +133,16 @@ void powersgd_decode_tensors(powersgd_host_state& state, std::uint32_t rank, con
   }
 }
 
-/// One step across the ranks of `t` for a planned segment: one allreduce of
-/// every P, every dense value and the non-finite flag, one of every Q.
-template <class Blas, class Transport>
-void powersgd_reduce_tensors(powersgd_host_state& state, std::uint32_t rank, const codec_context& ctx, Transport& t,
-                             host_span<float> values)
+// reduce in the three parts a collective runs between its own averages of
+// the returned spans (powersgd_reduce_tensors runs them around the
+// transport's allreduce). Every rank sees the same averages, so all decide
+// alike at every part.
+
+/// Every P (and dense value) and the flag, to be averaged over the ranks.
+template <class Blas>
+host_span<float> powersgd_tensors_first(powersgd_host_state& state, std::uint32_t rank, const codec_context& ctx,
+                                        host_span<const float> values)
 {
-  powersgd_new_group_guard created(state.groups, ctx.bucket);
   powersgd_group& g = powersgd_group_for(state.groups, ctx, rank, values.size());
   const powersgd_plan& plan = g.plan;
   float* p_all = g.p_all.data();
@@ -160,9 +163,19 @@ void powersgd_reduce_tensors(powersgd_host_state& state, std::uint32_t rank, con
     std::fill(p_all, p_all + plan.p_floats, 0.0f);
   }
   p_all[plan.p_floats] = finite ? 0.0f : 1.0f;
-  t.allreduce(host_span<float>(p_all, plan.p_floats + 1), reduce_op::average);
+  return host_span<float>(p_all, plan.p_floats + 1);
+}
 
-  // Every rank sees the same averaged P and flag, so all decide alike.
+/// Once P is averaged: every Qᵀ, to be averaged (empty: the segment has no
+/// matrix, nothing to average). A flagged or degenerate P gives zeros, so
+/// every rank still takes part.
+template <class Blas>
+host_span<float> powersgd_tensors_second(powersgd_host_state& state, std::uint32_t rank, const codec_context& ctx,
+                                         host_span<const float> values)
+{
+  powersgd_group& g = powersgd_group_for(state.groups, ctx, rank, values.size());
+  const powersgd_plan& plan = g.plan;
+  float* p_all = g.p_all.data();
   const bool flagged = p_all[plan.p_floats] != 0.0f;
   bool ok = !flagged && max_magnitude_bits(p_all, plan.p_floats) < first_non_finite_bits;
   for (const powersgd_piece& piece : plan.pieces) {
@@ -175,14 +188,24 @@ void powersgd_reduce_tensors(powersgd_host_state& state, std::uint32_t rank, con
     }
   }
   if (!ok) {
-    std::fill(g.q_all.begin(), g.q_all.end(), 0.0f);  // still take part, so no peer hangs
+    std::fill(g.q_all.begin(), g.q_all.end(), 0.0f);
   }
-  if (plan.q_floats != 0) {  // every rank has the same plan, so all skip alike
-    t.allreduce(host_span<float>(g.q_all), reduce_op::average);
-  }
+  g.factors_ok = ok;
+  return host_span<float>(g.q_all.data(), plan.q_floats);
+}
 
-  TERSE_CHECK(!flagged, errc::non_finite, "powersgd reduce: a rank's values hold NaN or Inf");
-  ok = ok && max_magnitude_bits(g.q_all.data(), g.q_all.size()) < first_non_finite_bits;
+/// Once Q is averaged: errc::non_finite (state and values unchanged) when a
+/// rank flagged or the factors overflow; otherwise writes the values and
+/// keeps Q.
+template <class Blas>
+void powersgd_tensors_last(powersgd_host_state& state, std::uint32_t rank, const codec_context& ctx,
+                           host_span<float> values)
+{
+  powersgd_group& g = powersgd_group_for(state.groups, ctx, rank, values.size());
+  const powersgd_plan& plan = g.plan;
+  const float* p_all = g.p_all.data();
+  TERSE_CHECK(p_all[plan.p_floats] == 0.0f, errc::non_finite, "powersgd reduce: a rank's values hold NaN or Inf");
+  bool ok = g.factors_ok && max_magnitude_bits(g.q_all.data(), g.q_all.size()) < first_non_finite_bits;
   for (const powersgd_piece& piece : plan.pieces) {
     if (ok && !piece.dense) {
       const powersgd_shape& s = piece.shape;
@@ -202,6 +225,21 @@ void powersgd_reduce_tensors(powersgd_host_state& state, std::uint32_t rank, con
       std::copy_n(qt, q.size(), q.begin());
     }
   }
+}
+
+/// One PowerSGD step over the declared tensors of a segment, with the
+/// transport's blocking allreduce between the parts.
+template <class Blas, class Transport>
+void powersgd_reduce_tensors(powersgd_host_state& state, std::uint32_t rank, const codec_context& ctx, Transport& t,
+                             host_span<float> values)
+{
+  powersgd_new_group_guard created(state.groups, ctx.bucket);
+  t.allreduce(powersgd_tensors_first<Blas>(state, rank, ctx, values), reduce_op::average);
+  const host_span<float> q = powersgd_tensors_second<Blas>(state, rank, ctx, values);
+  if (!q.empty()) {  // every rank has the same plan, so all skip alike
+    t.allreduce(q, reduce_op::average);
+  }
+  powersgd_tensors_last<Blas>(state, rank, ctx, values);
   created.keep();
 }
 

@@ -123,6 +123,7 @@ struct powersgd_group {
   std::vector<powersgd_bucket> matrices;
   std::vector<float> p_all;  ///< reduce: every P and dense value, then the flag
   std::vector<float> q_all;  ///< reduce: every Qᵀ
+  bool factors_ok = false;   ///< reduce: the averaged P was finite and every P̂ independent
 
   void allocate(powersgd_plan planned)
   {

@@ -265,6 +265,13 @@ struct low_rank {
     return {(n + p - 1) / p, p, 2};
   }
 };
+// The same, reducing in parts: the collective runs its averages as its own exchanges.
+struct low_rank_in_parts : low_rank {
+  terse::host_span<float> reduce_first(const terse::codec_context&, terse::host_span<const float>) { return {}; }
+  terse::host_span<float> reduce_second(const terse::codec_context&, terse::host_span<const float>) { return {}; }
+  void reduce_last(const terse::codec_context&, terse::host_span<float>) {}
+};
+static_assert(terse::concepts::staged_reducing_compressor<low_rank_in_parts>);
 }  // namespace
 
 TEST_CASE("cost: a self-reducing codec runs two allreduces of its factors")
@@ -278,6 +285,14 @@ TEST_CASE("cost: a self-reducing codec runs two allreduces of its factors")
   CHECK(plan.phases[2].bytes[0] == 4 * 512);
   CHECK(plan.phases[3].receives_first);
   CHECK(plan.bytes_sent(0) == 4 * ((2049 - 513) + 3 * 513 + (2048 - 512) + 3 * 512));
+
+  // In parts (compress::powersgd): the same messages, sends posted first.
+  const cost::step_plan parts = cost::plan(4, 1 << 20, low_rank_in_parts{});
+  REQUIRE(parts.phases.size() == 4);
+  for (std::size_t i = 0; i < 4; ++i) {
+    CHECK(parts.phases[i].bytes == plan.phases[i].bytes);
+    CHECK(!parts.phases[i].receives_first);
+  }
 }
 
 TEST_CASE("cost: the compute term at the measured speeds")

@@ -110,13 +110,16 @@ step_plan plan_step(int world, std::size_t n, const C& codec, const step_options
     plan.compute_after_s = cpu.memory(values);
   } else if constexpr (factorising<C>) {
     // PowerSGD: P = M Q, allreduce P (and a flag), orthonormalise, Q = M^T P,
-    // allreduce Q, decode P Q^T (the transport's allreduce verbs).
+    // allreduce Q, decode P Q^T. A codec that reduces in parts runs both
+    // averages as the engine's exchanges (sends posted first); one with only
+    // a blocking reduce, as the transport's allreduce verbs.
+    constexpr bool verbs = !concepts::staged_reducing_compressor<C>;
     const auto s = codec.shape(n);
     const double before = cpu.encode(values, false) + (residual ? cpu.memory(values) : 0.0);
     reduce_scatter_allgather(plan, "P reduce-scatter", "P allgather", s.m * s.k + 1, sizeof(float), before,
-                             cpu.memory(static_cast<double>(s.m * s.k)), true);
+                             cpu.memory(static_cast<double>(s.m * s.k)), verbs);
     reduce_scatter_allgather(plan, "Q reduce-scatter", "Q allgather", s.p * s.k, sizeof(float),
-                             cpu.encode(values, false), cpu.memory(static_cast<double>(s.p * s.k)), true);
+                             cpu.encode(values, false), cpu.memory(static_cast<double>(s.p * s.k)), verbs);
     plan.compute_after_s = cpu.decode(values) + cpu.memory(values);
   } else if constexpr (C::aggregation_kind == aggregation::summable) {
     static_assert(concepts::summable_compressor<C>,

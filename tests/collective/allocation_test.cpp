@@ -13,6 +13,10 @@
 #include <terse/feedback/residual.hpp>
 #include <terse/schedule/slowmo.hpp>
 
+#if defined(TERSE_WITH_BLAS)
+#include <terse/compress/powersgd.hpp>
+#endif
+
 #include <doctest/doctest.h>
 
 #include <vector>
@@ -107,3 +111,19 @@ TEST_CASE("a warm allreduce step allocates nothing, on every path and with a dri
     CHECK(counted[i] == 0);
   }
 }
+
+#if defined(TERSE_WITH_BLAS)
+TEST_CASE("a warm PowerSGD step allocates nothing: its factor averages reuse the unit's buffers")
+{
+  REQUIRE(counting_new::counter_works());
+  std::vector<long> counted(3, -1);
+  terse::run_local(3, [&](terse::local_transport& t) {
+    terse::allreduce sync(t, shape(), terse::compress::powersgd{.rank = 2}, terse::feedback::residual{});
+    counted[static_cast<std::size_t>(t.rank())] = steady_allocations(sync, t, false);
+  });
+  for (std::size_t r = 0; r < counted.size(); ++r) {
+    CAPTURE(r);
+    CHECK(counted[r] == 0);
+  }
+}
+#endif

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Summarises terse_study runs on a simulated cluster as a Markdown table.
 
-usage: time_summary.py DIR [DIR ...]
+usage: time_summary.py [--thresholds A,B,...] DIR [DIR ...]
 
 Each DIR holds the time_to_accuracy.csv of one terse_study run under
 smpirun with --declared-compute (one seed, the same configurations).
@@ -11,6 +11,11 @@ accuracy minus 0.5 points (as terse_study computes it), and the figures to
 the target are averaged over the seeds that reached it (k/n says how many).
 The last column is dense's mean simulated time to the target over this
 configuration's.
+
+--thresholds 83,85 adds a second table from each DIR's
+simulated_curves.csv: per configuration and fixed accuracy (percent), the
+simulated seconds and bytes sent at the first evaluation at or above it,
+mean ± sd over the seeds that reached it (k/n).
 """
 import statistics
 import sys
@@ -44,7 +49,46 @@ def main(dirs):
               f"| {mean_sd(time_to_target, '{:.3f}')} | {speedup} |")
 
 
+def first_reaching(curve, percent):
+    """The first evaluation of a curve at or above `percent`, or None."""
+    for row in sorted(curve, key=lambda r: int(r["step"])):
+        if 100 * float(row["accuracy"]) >= percent:
+            return row
+    return None
+
+
+def thresholds_table(dirs, thresholds):
+    curves, order = {}, []
+    for d in dirs:
+        runs, seen = rows_by_config([d], "simulated_curves.csv")
+        for config in seen:
+            if config not in curves:
+                curves[config] = []
+                order.append(config)
+            curves[config].append(runs[config])
+    header = " | ".join(f"s to {t:g} % | sent to {t:g} %" for t in thresholds)
+    print(f"\n| configuration | {header} |")
+    print("|---|" + "---:|---:|" * len(thresholds))
+    for config in order:
+        cells = []
+        for t in thresholds:
+            hits = [row for row in (first_reaching(c, t) for c in curves[config]) if row]
+            seconds = [float(r["simulated_s"]) for r in hits]
+            sent = [float(r["bytes_sent_per_rank"]) for r in hits]
+            reached = f" ({len(hits)}/{len(curves[config])})" if len(hits) < len(curves[config]) else ""
+            cells.append(f"{mean_sd(seconds, '{:.3f}')}{reached} | "
+                         f"{human_bytes(statistics.mean(sent)) if sent else '—'}")
+        print(f"| {config} | " + " | ".join(cells) + " |")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
+    args = sys.argv[1:]
+    thresholds = []
+    if args[:1] == ["--thresholds"] and len(args) > 1:
+        thresholds = [float(t) for t in args[1].split(",")]
+        args = args[2:]
+    if not args:
         sys.exit(__doc__)
-    main(sys.argv[1:])
+    main(args)
+    if thresholds:
+        thresholds_table(args, thresholds)

@@ -5,6 +5,7 @@
 #include <terse/collective/allreduce.hpp>
 #include <terse/compress/dgc.hpp>
 #include <terse/feedback/dgc_momentum.hpp>
+#include <terse/feedback/periodic_flush.hpp>
 #include <terse/feedback/residual.hpp>
 #include <terse/transport/local.hpp>
 
@@ -104,6 +105,12 @@ TEST_CASE("DGC momentum without clipping sends each bucket as it is started; wit
     };
   };
   check_each_bucket_goes_out_at_once(recorded_step(dgc_with(0.0f)));
+  // periodic_flush passes the question on to the rule it wraps.
+  check_each_bucket_goes_out_at_once(recorded_step([](recording_transport& t) {
+    using flushed = terse::feedback::periodic_flush<terse::feedback::dgc_momentum>;
+    return terse::allreduce<terse::compress::dgc, flushed, recording_transport>(
+        t, eight_buckets(), {}, terse::compress::dgc{.density = 0.05f}, flushed(100, terse::feedback::dgc_momentum{}));
+  }));
 
   // Clipping needs the global norm: nothing leaves before the last bucket.
   for (const auto& log : recorded_step(dgc_with(1.0f))) {

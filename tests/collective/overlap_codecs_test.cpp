@@ -134,7 +134,22 @@ TEST_CASE("PowerSGD's two averages are the collective's own exchanges: each buck
   }
 }
 
-TEST_CASE("PowerSGD through the collective equals the codec's blocking reduce bit for bit, with and without shapes")
+namespace {
+/// PowerSGD with its parts hidden: a self-reducing codec that has only the
+/// blocking `reduce`, which the collective runs in wait_all.
+struct blocking_powersgd : terse::compress::powersgd {
+  template <class... A>
+  void reduce_first(A&&...) = delete;
+};
+static_assert(terse::concepts::self_reducing_compressor<blocking_powersgd, terse::local_transport>);
+static_assert(!terse::concepts::staged_reducing_compressor<blocking_powersgd>);
+static_assert(terse::concepts::staged_reducing_compressor<terse::compress::powersgd>);
+}  // namespace
+
+TEST_CASE_TEMPLATE(
+    "PowerSGD through the collective equals the codec's blocking reduce bit for bit, with and without "
+    "shapes",
+    Codec, terse::compress::powersgd, blocking_powersgd)
 {
   constexpr int ranks = 3;
   // Buckets: {64x64 matrix, 100-vector}, {30x100}, {2048-vector}; the vector
@@ -160,7 +175,9 @@ TEST_CASE("PowerSGD through the collective equals the codec's blocking reduce bi
     };
     std::vector<std::vector<float>> collective(ranks), reference(ranks);
     terse::run_local(ranks, [&](terse::local_transport& t) {
-      terse::allreduce<terse::compress::powersgd> sync(t, shape, {}, terse::compress::powersgd{.rank = 2});
+      Codec in_collective;
+      in_collective.rank = 2;
+      terse::allreduce<Codec> sync(t, shape, {}, in_collective);
       terse::compress::powersgd codec{.rank = 2};
       for (int step = 0; step < 3; ++step) {
         std::vector<float> g = input(t.rank(), step);

@@ -15,9 +15,12 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <barrier>
+#include <chrono>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "recording_transport.hpp"
@@ -210,6 +213,64 @@ TEST_CASE_TEMPLATE(
     for (int r = 0; r < ranks; ++r) {
       CHECK(collective[static_cast<std::size_t>(r)] == reference[static_cast<std::size_t>(r)]);
       CHECK(collective[static_cast<std::size_t>(r)] == collective[0]);
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("a PowerSGD bucket one rank never starts raises mismatch on every rank well within the deadline",
+                   Codec, terse::compress::powersgd, blocking_powersgd)
+{
+  constexpr int world = 4;
+  // Bucket 0: a compressed matrix and a dense vector; buckets 1 and 2: one
+  // compressed segment each, with no dense unit whose poisoning would tell
+  // the peers. In parts, the missing rank poisons PowerSGD's own first
+  // exchange; a codec with only a blocking reduce relies on a dense unit
+  // (without one its peers wait out the deadline: docs/collectives.md).
+  const std::vector<std::size_t> skips =
+      std::is_same_v<Codec, blocking_powersgd> ? std::vector<std::size_t>{0} : std::vector<std::size_t>{0, 1};
+  const std::vector<std::size_t> sizes{4096, 100, 3000, 2048};
+  for (const bool declared : {false, true}) {
+    terse::layout shape(sizes, 4200, 256);
+    if (declared) {
+      shape.set_shapes(
+          std::vector<terse::tensor_shape>{terse::tensor_shape::matrix(64, 64), terse::tensor_shape::vector(100),
+                                           terse::tensor_shape::matrix(30, 100), terse::tensor_shape::matrix(32, 64)});
+    }
+    for (const std::size_t skipped : skips) {
+      CAPTURE(declared);
+      CAPTURE(skipped);
+      std::atomic<int> raised{0};
+      const auto began = std::chrono::steady_clock::now();
+      terse::run_local(
+          world,
+          [&](terse::local_transport& t) {
+            Codec codec;
+            codec.rank = 2;
+            terse::allreduce<Codec, terse::feedback::residual> sync(t, shape, {}, codec);
+            std::vector<float> g(shape.total());
+            for (int step = 0; step < 2; ++step) {  // the skip comes on the second step: state exists
+              for (std::size_t i = 0; i < g.size(); ++i) {
+                g[i] = std::sin(0.01f * static_cast<float>(i + 7 * static_cast<std::size_t>(t.rank() + step)));
+              }
+              const std::vector<float> passed = g;
+              for (const terse::bucket& b : shape.buckets()) {
+                if (!(step == 1 && t.rank() == 2 && b.id == skipped)) {
+                  sync.start(b.id, terse::host_span<float>(g).subspan(b.offset, b.count));
+                }
+              }
+              try {
+                sync.wait_all();
+              } catch (const terse::error& e) {
+                raised += e.code() == terse::errc::mismatch ? 1 : 0;
+                CHECK(g == passed);
+              }
+            }
+            CHECK(t.healthy());
+            sync.average(terse::host_span<float>(g));  // the next step works
+          },
+          terse::transport_options{.timeout = std::chrono::seconds(20)});
+      CHECK(raised == world);
+      CHECK(std::chrono::steady_clock::now() - began < std::chrono::seconds(10));
     }
   }
 }

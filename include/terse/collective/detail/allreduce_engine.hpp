@@ -180,8 +180,9 @@ class allreduce_engine {
   void drive(policies& p, step_unit& u, bool block);
   void run_self_reducing(policies& p, step_unit& u);
   void staged_begin(policies& p, step_unit& u);
+  std::size_t staged_first_count(policies& p, const layout& shape, step_unit& u);
   void staged_advance(policies& p, step_unit& u);
-  void poison(policies& p, step_unit& u);
+  void poison(policies& p, const layout& shape, step_unit& u);
   void commit(policies& p, const layout& shape);
   void end_step() noexcept;
 

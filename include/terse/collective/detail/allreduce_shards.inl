@@ -307,6 +307,26 @@ void allreduce_engine<C, F, T>::staged_begin(policies& p, step_unit& u)
   }
 }
 
+// How many floats the first average of unit `u` holds (0: none, or the
+// codec refused), for poisoning a unit this rank never started: the codec
+// is asked on zeros, and the failed step restores its state.
+template <class C, class F, class T>
+std::size_t allreduce_engine<C, F, T>::staged_first_count(policies& p, const layout& shape, step_unit& u)
+{
+  if constexpr (reduces_in_parts) {
+    u.shapes = shape.shapes_of(shape.segments()[u.segment]);
+    std::fill_n(at_least(u.result, u.count), u.count, 0.0f);
+    try {
+      return p.codec.reduce_first(context(p, u), host_span<const float>(u.result.data(), u.count)).size();
+    } catch (const error&) {
+      return 0;
+    }
+  } else {
+    (void)p, (void)shape, (void)u;
+    return 0;
+  }
+}
+
 template <class C, class F, class T>
 void allreduce_engine<C, F, T>::staged_advance(policies& p, step_unit& u)
 {
@@ -347,10 +367,16 @@ void allreduce_engine<C, F, T>::run_self_reducing(policies& p, step_unit& u)
     try {
       p.codec.reduce(context(p, u), p.transport, host_span<float>(u.result.data(), u.count));
     } catch (const error& e) {
-      if (e.code() != errc::non_finite) {
-        throw;
+      if (e.code() == errc::non_finite) {
+        u.status = frame_status::non_finite;  // raised alike on every rank: all saw the same flag
+        return;
       }
-      u.status = frame_status::non_finite;  // raised alike on every rank: all saw the same flag
+      // A transport error: the step ends as a failed one (state restored),
+      // not midway.
+      if (!failure_) {
+        failure_ = std::current_exception();
+      }
+      u.failed = true;
     }
   } else {
     (void)p, (void)u;

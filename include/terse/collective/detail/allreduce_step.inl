@@ -76,7 +76,7 @@ void allreduce_engine<C, F, T>::launch_or_poison(policies& p, const layout& shap
     }
     u.failed = true;
     if (u.stage == unit_stage::idle) {
-      poison(p, u);
+      poison(p, shape, u);
     }
   }
 }
@@ -126,7 +126,7 @@ void allreduce_engine<C, F, T>::finish(policies p, const layout& shape)
   const auto missing = static_cast<std::size_t>(first_missing - started_.begin());
   for (step_unit& u : units_) {
     if (u.stage == unit_stage::idle) {
-      poison(p, u);  // peers learn of it instead of waiting out their deadline
+      poison(p, shape, u);  // peers learn of it instead of waiting out their deadline
     }
   }
   for (step_unit& u : units_) {
@@ -292,7 +292,7 @@ void allreduce_engine<C, F, T>::advance(policies& p, step_unit& u)
 // errc::mismatch at once, and receive what peers sent so nothing is left
 // queued for the next step.
 template <class C, class F, class T>
-void allreduce_engine<C, F, T>::poison(policies& p, step_unit& u)
+void allreduce_engine<C, F, T>::poison(policies& p, const layout& shape, step_unit& u)
 {
   const int world = p.transport.size();
   const int rank = p.transport.rank();
@@ -309,12 +309,25 @@ void allreduce_engine<C, F, T>::poison(policies& p, step_unit& u)
   if (u.kind == unit_kind::compressed) {
     flushing = flushing || p.dense_this_step(static_cast<bucket_id>(u.segment));  // segment ids are their indices
   }
+  // In parts, the peers' first phase averages the codec's first span.
+  std::size_t factors = 0;
+  if constexpr (reduces_in_parts) {
+    if (u.kind == unit_kind::compressed && !flushing) {
+      factors = staged_first_count(p, shape, u);
+      if (factors == 0) {
+        u.stage = unit_stage::done;  // nothing to average: the peers send nothing either
+        return;
+      }
+    }
+  }
   // Bytes rank `r` expects from each peer in phase 0, and this rank's room.
   const auto expected = [&](int r) -> std::size_t {
     if (u.kind == unit_kind::dense || !compresses || flushing) {
       return block_of(u.count, world, r).count * sizeof(float);
     }
-    if constexpr (self_reducing || !compresses) {
+    if constexpr (reduces_in_parts) {
+      return block_of(factors, world, r).count * sizeof(float);
+    } else if constexpr (self_reducing || !compresses) {
       return 0;
     } else if constexpr (C::aggregation_kind == aggregation::summable) {
       return block_of(wire_elements(p, u), world, r).count * sizeof(typename C::wire_type);
@@ -324,9 +337,12 @@ void allreduce_engine<C, F, T>::poison(policies& p, step_unit& u)
       return p.sparse_reduce_scatter && fixed_size ? frame_room(p, u, r) : sizeof(std::uint64_t);
     }
   };
-  if constexpr (self_reducing) {
+  if constexpr (self_reducing && !reduces_in_parts) {
     if (u.kind == unit_kind::compressed && !flushing) {
-      u.stage = unit_stage::done;  // its allreduces are skipped on every rank: the step already failed here
+      // Its blocking allreduces are skipped here; peers skip theirs when
+      // another unit's poisoning reached them, and otherwise wait out the
+      // transport's deadline (docs/collectives.md).
+      u.stage = unit_stage::done;
       return;
     }
   }

@@ -144,26 +144,26 @@ void plot_accuracy_against(const std::string& path, const std::string& title, co
   // Ranges: decades of bytes (points with no bytes yet cannot sit on a log
   // axis and are left out); accuracy from a little under the lowest
   // interesting value to a little over the best.
-  double min_bytes = INFINITY;
-  double max_bytes = 0;
+  double min_x = INFINITY;
+  double max_x = 0;
   double best = 0;
   double lowest = 1;
   for (const run_result* r : lines) {
     for (const curve_point& p : r->curve) {
       if (x_of(p) > 0) {
-        min_bytes = std::min(min_bytes, x_of(p));
-        max_bytes = std::max(max_bytes, x_of(p));
+        min_x = std::min(min_x, x_of(p));
+        max_x = std::max(max_x, x_of(p));
       }
       best = std::max(best, p.accuracy);
       lowest = std::min(lowest, p.accuracy);
     }
   }
-  if (!(max_bytes > 0)) {
-    min_bytes = 1;
-    max_bytes = 10;
+  if (!(max_x > 0)) {
+    min_x = 1;
+    max_x = 10;
   }
-  const int x_lo = static_cast<int>(std::floor(std::log10(min_bytes)));
-  const int x_hi = std::max(x_lo + 1, static_cast<int>(std::ceil(std::log10(max_bytes))));
+  const int x_lo = static_cast<int>(std::floor(std::log10(min_x)));
+  const int x_hi = std::max(x_lo + 1, static_cast<int>(std::ceil(std::log10(max_x))));
   const double y_hi = std::min(100.0, std::ceil(best * 100 + 1));
   const double y_lo = std::max({0.0, std::floor(lowest * 100 - 1), y_hi - 30.0});
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <initializer_list>
 #include <ostream>
 #include <sstream>
 #include <stdexcept>
@@ -86,6 +87,35 @@ std::ofstream open(const std::string& path)
     throw std::runtime_error(path + ": cannot be written");
   }
   return file;
+}
+
+/// Flushes `files`; throws when any failed to write.
+void check_written(std::initializer_list<std::ofstream*> files, const std::string& what)
+{
+  for (std::ofstream* f : files) {
+    f->flush();
+    if (!*f) {
+      throw std::runtime_error(what + " failed");
+    }
+  }
+}
+
+/// Every run compared within its partition, partitions in the order the runs have them.
+std::vector<comparison> compare_by_partition(const std::vector<run_result>& runs,
+                                             const std::vector<configuration>& configs)
+{
+  std::vector<std::string> partitions;
+  for (const run_result& r : runs) {
+    if (std::find(partitions.begin(), partitions.end(), r.partition) == partitions.end()) {
+      partitions.push_back(r.partition);
+    }
+  }
+  std::vector<comparison> rows;
+  for (const std::string& p : partitions) {
+    const std::vector<comparison> part = compare(runs, configs, p);
+    rows.insert(rows.end(), part.begin(), part.end());
+  }
+  return rows;
 }
 
 }  // namespace
@@ -218,25 +248,16 @@ void print_simulated_table(std::ostream& out, const std::vector<comparison>& row
 void write_simulated_results(const std::string& dir, const std::vector<run_result>& runs,
                              const std::vector<configuration>& configs)
 {
-  std::vector<std::string> partitions;
-  for (const run_result& r : runs) {
-    if (std::find(partitions.begin(), partitions.end(), r.partition) == partitions.end()) {
-      partitions.push_back(r.partition);
-    }
-  }
   std::ofstream summary = open(dir + "/time_to_accuracy.csv");
   summary << "partition,config,final_accuracy,bytes_sent_per_rank,simulated_s,target_accuracy,steps_to_target,"
              "bytes_to_target,simulated_s_to_target\n";
-  for (const std::string& p : partitions) {
-    for (const comparison& row : compare(runs, configs, p)) {
-      const run_result& r = *row.run;
-      summary << r.partition << ',' << csv_field(r.config) << ',' << format("%.6f", r.final_accuracy()) << ','
-              << format("%.0f", r.bytes_sent) << ','
-              << format("%.9g", r.curve.empty() ? 0.0 : r.curve.back().simulated_s) << ',' << csv_optional(row.target)
-              << ',' << (row.hit ? std::to_string(row.hit->step) : "") << ','
-              << (row.hit ? format("%.0f", row.hit->bytes_sent) : "") << ','
-              << (row.hit ? format("%.9g", row.hit->simulated_s) : "") << '\n';
-    }
+  for (const comparison& row : compare_by_partition(runs, configs)) {
+    const run_result& r = *row.run;
+    summary << r.partition << ',' << csv_field(r.config) << ',' << format("%.6f", r.final_accuracy()) << ','
+            << format("%.0f", r.bytes_sent) << ',' << format("%.9g", r.curve.empty() ? 0.0 : r.curve.back().simulated_s)
+            << ',' << csv_optional(row.target) << ',' << (row.hit ? std::to_string(row.hit->step) : "") << ','
+            << (row.hit ? format("%.0f", row.hit->bytes_sent) : "") << ','
+            << (row.hit ? format("%.9g", row.hit->simulated_s) : "") << '\n';
   }
   std::ofstream curves = open(dir + "/simulated_curves.csv");
   curves << "partition,config,step,epoch,bytes_sent_per_rank,accuracy,simulated_s\n";
@@ -247,28 +268,13 @@ void write_simulated_results(const std::string& dir, const std::vector<run_resul
              << format("%.9g", p.simulated_s) << '\n';
     }
   }
-  for (std::ofstream* f : {&summary, &curves}) {
-    f->flush();
-    if (!*f) {
-      throw std::runtime_error(dir + ": writing the simulated results failed");
-    }
-  }
+  check_written({&summary, &curves}, dir + ": writing the simulated results");
 }
 
 void write_results(const std::string& dir, const study_settings& s, const std::vector<run_result>& runs,
                    const std::vector<configuration>& configs)
 {
-  std::vector<std::string> partitions;
-  for (const run_result& r : runs) {
-    if (std::find(partitions.begin(), partitions.end(), r.partition) == partitions.end()) {
-      partitions.push_back(r.partition);
-    }
-  }
-  std::vector<comparison> rows;
-  for (const std::string& p : partitions) {
-    const std::vector<comparison> part = compare(runs, configs, p);
-    rows.insert(rows.end(), part.begin(), part.end());
-  }
+  const std::vector<comparison> rows = compare_by_partition(runs, configs);
 
   std::ofstream csv = open(dir + "/results.csv");
   csv << "partition,config,knobs,steps,exchanges,final_accuracy,best_accuracy,bytes_sent_per_rank,"
@@ -340,12 +346,7 @@ void write_results(const std::string& dir, const study_settings& s, const std::v
     json << "]}";
   }
   json << "\n  ]\n}\n";
-  for (std::ofstream* f : {&csv, &curves, &json}) {
-    f->flush();
-    if (!*f) {
-      throw std::runtime_error(dir + ": writing the results failed");
-    }
-  }
+  check_written({&csv, &curves, &json}, dir + ": writing the results");
 }
 
 }  // namespace study

@@ -1,3 +1,4 @@
+#include <terse/core/concept_checks.hpp>
 #include <terse/core/concepts.hpp>
 
 #include <doctest/doctest.h>

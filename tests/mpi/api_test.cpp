@@ -1,5 +1,6 @@
 // The API surface: concepts, what must not compile, construction errors and
 // the MPI session.
+#include <terse/core/concept_checks.hpp>
 #include <terse/core/concepts.hpp>
 
 #include "mpi_test_support.hpp"

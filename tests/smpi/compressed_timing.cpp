@@ -58,7 +58,6 @@
 #include <cstring>
 #include <optional>
 #include <simgrid/host.h>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -256,8 +255,7 @@ std::vector<std::string> codec_list(const std::string& list)
   every += ",powersgd";
 #endif
   std::vector<std::string> codecs{"dense"};
-  std::stringstream in(list == "all" ? every : list);
-  for (std::string item; std::getline(in, item, ',');) {
+  for (const std::string& item : smpi_timing::split_list(list == "all" ? every : list)) {
     if (item != "dense") {
       codecs.push_back(item);
     }

@@ -44,9 +44,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <new>
-#include <sstream>
 #include <string>
 #include <vector>
+
+#include "smpi_timing.hpp"
 
 namespace {
 
@@ -103,16 +104,6 @@ void operator delete(void* pointer, std::size_t) noexcept
 namespace {
 
 using transport = terse::metered<terse::mpi_transport&>;
-
-std::vector<std::string> split(const std::string& list)
-{
-  std::vector<std::string> items;
-  std::stringstream in(list);
-  for (std::string item; std::getline(in, item, ',');) {
-    items.push_back(item);
-  }
-  return items;
-}
 
 struct cell {
   double smpi_s = 0.0;
@@ -234,8 +225,8 @@ int main(int argc, char** argv)
   }
   const double gbps = std::stod(argv[1]);
   const double link_us = std::stod(argv[2]);
-  const std::vector<std::string> codecs = split(argv[3]);
-  const std::vector<std::string> sizes = split(argv[4]);
+  const std::vector<std::string> codecs = smpi_timing::split_list(argv[3]);
+  const std::vector<std::string> sizes = smpi_timing::split_list(argv[4]);
   const int repeats = argc > 5 ? std::max(1, std::stoi(argv[5])) : 1;
   const double max_error = argc > 6 ? std::stod(argv[6]) : -1.0;
   share_large = argc > 7 && std::string(argv[7]) == "shared";

@@ -1,14 +1,27 @@
 #pragma once
 // What the SMPI timing programs share: the small-integer inputs (every
-// summation order gives the same exact float) and the slowest rank's
-// simulated time per call.
+// summation order gives the same exact float), the slowest rank's
+// simulated time per call, and their comma-separated arguments.
 
 #include <mpi.h>
 
 #include <cstddef>
+#include <sstream>
+#include <string>
 #include <vector>
 
 namespace smpi_timing {
+
+/// "a,b,c" -> {"a", "b", "c"}.
+inline std::vector<std::string> split_list(const std::string& list)
+{
+  std::vector<std::string> items;
+  std::stringstream in(list);
+  for (std::string item; std::getline(in, item, ',');) {
+    items.push_back(item);
+  }
+  return items;
+}
 
 inline float input(int rank, std::size_t i)
 {
@@ -43,16 +56,11 @@ double step_ms(std::vector<float>& buffer, int rank, Step&& step)
 template <class Step>
 double time_ms(std::vector<float>& buffer, int rank, int repeats, Step&& step)
 {
-  const auto refill = [&] {
-    for (std::size_t i = 0; i < buffer.size(); ++i) {
-      buffer[i] = input(rank, i);
-    }
-  };
-  refill();
+  fill(buffer, rank);
   step();
   double total = 0.0;
   for (int k = 0; k < repeats; ++k) {
-    refill();
+    fill(buffer, rank);
     MPI_Barrier(MPI_COMM_WORLD);
     const double start = MPI_Wtime();
     step();

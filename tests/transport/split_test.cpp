@@ -4,6 +4,7 @@
 // never by waiting out the timeout), nested splits, and the decorators'
 // splits (fresh counters, a restricted network model, the fault plan).
 // (Over 400 lines: one file so the cases share their small world helpers.)
+#include <terse/core/concept_checks.hpp>
 #include <terse/core/concepts.hpp>
 #include <terse/transport/faulty.hpp>
 #include <terse/transport/local.hpp>

@@ -26,6 +26,7 @@
 #include <terse/collective/layout.hpp>
 #include <terse/collective/sparse_aggregation.hpp>
 #include <terse/compress/identity.hpp>
+#include <terse/core/concept_checks.hpp>
 #include <terse/core/concepts.hpp>
 #include <terse/core/error.hpp>
 #include <terse/core/state_io.hpp>

@@ -41,6 +41,7 @@
 #include <terse/collective/detail/state_snapshot.hpp>
 #include <terse/collective/detail/step_unit.hpp>
 #include <terse/collective/mixers.hpp>
+#include <terse/core/concept_checks.hpp>
 #include <terse/core/concepts.hpp>
 #include <terse/core/error.hpp>
 #include <terse/core/exchange.hpp>

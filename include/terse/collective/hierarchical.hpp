@@ -43,6 +43,7 @@
 #include <terse/collective/groups.hpp>
 #include <terse/collective/layout.hpp>
 #include <terse/compress/identity.hpp>
+#include <terse/core/concept_checks.hpp>
 #include <terse/core/concepts.hpp>
 #include <terse/core/error.hpp>
 #include <terse/core/exchange.hpp>

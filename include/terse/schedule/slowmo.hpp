@@ -23,6 +23,7 @@
 /// Costs nothing between syncs beyond the base's own monitoring; keeps x₀
 /// and u (2 floats per parameter).
 
+#include <terse/core/concept_checks.hpp>
 #include <terse/core/concepts.hpp>
 #include <terse/core/error.hpp>
 #include <terse/core/policy_types.hpp>

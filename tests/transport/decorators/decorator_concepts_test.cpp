@@ -1,5 +1,6 @@
 // The decorators have exactly the verbs of what they wrap, hold it by value
 // or by reference, stack, and pass trailing arguments (a stream) through.
+#include <terse/core/concept_checks.hpp>
 #include <terse/core/concepts.hpp>
 #include <terse/transport/faulty.hpp>
 #include <terse/transport/local.hpp>

@@ -93,19 +93,17 @@ concept sees_whole_gradient = requires(F& f, std::span<const host_span<const flo
   f.begin_step(parts, world);
 };
 
-/// Whether this step's buckets wait for each other: a rule that sees the
-/// whole gradient may say it needs no look this step (DGC without
+/// Whether this step's buckets wait for each other, for a rule that sees
+/// the whole gradient: it may say it needs no look this step (DGC without
 /// clipping), and then every bucket goes out as soon as it is started.
 template <class F>
 bool holds_whole_gradient(const F& f)
 {
-  if constexpr (!sees_whole_gradient<F>) {
-    return false;
-  } else if constexpr (requires {
-                         {
-                           f.needs_whole_gradient()
-                           } -> std::convertible_to<bool>;
-                       }) {
+  if constexpr (requires {
+                  {
+                    f.needs_whole_gradient()
+                    } -> std::convertible_to<bool>;
+                }) {
     return f.needs_whole_gradient();
   } else {
     return true;
